@@ -1,0 +1,46 @@
+"""avrobust: adversarial attacks on, and defenses of, audio-visual PyTorch models.
+
+The contract: models are called as ``model(**inputs)`` with ``inputs: dict[str, Tensor]`` keyed by
+modality name and return :class:`AVOutput`; :func:`wrap` gives any ``nn.Module`` that contract.
+"""
+
+from ._types import AttackResult, AVOutput
+from .adapters import WrappedModel, wrap
+from .attacks import (
+    BIM,
+    FGSM,
+    L2,
+    MIM,
+    PGD,
+    Budget,
+    CrossEntropyObjective,
+    Linf,
+    MultimodalAttack,
+    StepRule,
+    preserve_model_state,
+    push_pull_budgets,
+    snr_eps,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BIM",
+    "FGSM",
+    "L2",
+    "MIM",
+    "PGD",
+    "AVOutput",
+    "AttackResult",
+    "Budget",
+    "CrossEntropyObjective",
+    "Linf",
+    "MultimodalAttack",
+    "StepRule",
+    "WrappedModel",
+    "__version__",
+    "preserve_model_state",
+    "push_pull_budgets",
+    "snr_eps",
+    "wrap",
+]

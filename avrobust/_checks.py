@@ -1,0 +1,198 @@
+"""Input validation at the library's boundary.
+
+Every message names the argument, says what was expected and shows what came, e.g.
+``budgets["visual"]: eps must be a finite number >= 0, got -0.5``. ``ValueError`` for bad
+values, ``TypeError`` for wrong types. Other modules call these helpers instead of writing their
+own checks, so a message reads the same wherever it is raised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_bounds",
+    "check_choice",
+    "check_finite_tensor",
+    "check_int",
+    "check_number",
+    "check_tensor",
+    "check_tensor_dict",
+    "describe",
+]
+
+
+def describe(value: Any) -> str:
+    """A short description of ``value`` for error messages (type, and shape for tensors)."""
+    if isinstance(value, Tensor):
+        return f"Tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
+    if isinstance(value, Mapping):
+        return f"{type(value).__name__} with keys {[str(k) for k in value]}"
+    if isinstance(value, (tuple, list)):
+        kinds = ", ".join(type(v).__name__ for v in value[:5])
+        return f"{type(value).__name__} of {len(value)} elements ({kinds}{', ...' if len(value) > 5 else ''})"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    min_value: float | None = None,
+    strict: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """Check that ``value`` is a real number (finite unless ``allow_inf``) above ``min_value``.
+
+    Args:
+        value: the value to check.
+        name: the argument's name as the user wrote it, e.g. ``'budgets["audio"].eps'``.
+        min_value: lower limit, inclusive unless ``strict``.
+        strict: require ``value > min_value`` instead of ``>=``.
+        allow_inf: accept ``+inf``.
+
+    Returns:
+        ``value`` as a Python float.
+
+    Raises:
+        TypeError: not a real number (``bool`` is refused too).
+        ValueError: NaN, infinite (unless allowed) or below the limit.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, Tensor) and value.numel() == 1:
+            value = value.item()
+        else:
+            raise TypeError(f"{name}: expected a real number, got {describe(value)}")
+    value = float(value)
+    finite = "" if allow_inf else "finite "
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        limit = "" if min_value is None else f" {'>' if strict else '>='} {min_value:g}"
+        raise ValueError(f"{name}: must be a {finite}number{limit}, got {value}")
+    if min_value is not None and (value <= min_value if strict else value < min_value):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name}: must be a {finite}number {op} {min_value:g}, got {value:g}")
+    return value
+
+
+def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
+    """Check that ``value`` is an ``int`` (not ``bool``) and at least ``min_value``.
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: below ``min_value``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {describe(value)}")
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{name}: must be >= {min_value}, got {value}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
+    """Check that ``value`` is one of the strings in ``choices`` (case-insensitive).
+
+    Returns:
+        The lower-cased choice.
+
+    Raises:
+        TypeError: not a string.
+        ValueError: not one of ``choices``; the message lists them.
+    """
+    options = sorted(choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {options}, got {describe(value)}")
+    lowered = value.lower()
+    if lowered not in options:
+        raise ValueError(f"{name}: expected one of {options}, got {value!r}")
+    return lowered
+
+
+def check_bounds(bounds: Any, name: str) -> tuple[float, float] | None:
+    """Check a valid-range pair ``(low, high)`` with ``low < high``; ``None`` means unbounded.
+
+    Raises:
+        TypeError: not a pair of numbers.
+        ValueError: NaN, or ``low >= high``.
+    """
+    if bounds is None:
+        return None
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise TypeError(f"{name}: expected a pair (low, high) or None, got {describe(bounds)}")
+    low = check_number(bounds[0], f"{name}[0]", allow_inf=True)
+    high = check_number(bounds[1], f"{name}[1]", allow_inf=True)
+    if not low < high:
+        raise ValueError(f"{name}: expected low < high, got low={low:g}, high={high:g}")
+    return (low, high)
+
+
+def check_tensor(
+    value: Any,
+    name: str,
+    *,
+    ndims: Iterable[int] | None = None,
+    floating: bool = False,
+) -> Tensor:
+    """Check that ``value`` is a tensor with an allowed number of dimensions (and float dtype).
+
+    Raises:
+        TypeError: not a tensor, or not floating point when ``floating``.
+        ValueError: number of dimensions not in ``ndims``.
+    """
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {describe(value)}")
+    if floating and not value.is_floating_point():
+        raise TypeError(
+            f"{name}: expected a floating-point tensor (float16/32/64), got dtype {value.dtype}"
+        )
+    if ndims is not None:
+        allowed = tuple(ndims)
+        if value.ndim not in allowed:
+            raise ValueError(
+                f"{name}: expected a tensor with {' or '.join(map(str, allowed))} dimensions, "
+                f"got shape {tuple(value.shape)}"
+            )
+    return value
+
+
+def check_finite_tensor(value: Tensor, name: str) -> Tensor:
+    """Raise ``ValueError`` if ``value`` holds NaN or Inf (says how many)."""
+    bad = ~torch.isfinite(value)
+    if bool(bad.any()):
+        raise ValueError(
+            f"{name}: expected finite values, got {int(bad.sum())} NaN/Inf entries "
+            f"in a tensor of shape {tuple(value.shape)}"
+        )
+    return value
+
+
+def check_tensor_dict(value: Any, name: str) -> dict[str, Tensor]:
+    """Check a non-empty ``dict[str, Tensor]`` whose tensors share the batch size (dim 0).
+
+    Raises:
+        TypeError: not a mapping of string keys to tensors.
+        ValueError: empty, a 0-d tensor, or different batch sizes (all sizes are listed).
+    """
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{name}: expected a dict mapping modality names to tensors, got {describe(value)}"
+        )
+    if not value:
+        raise ValueError(f"{name}: expected at least one modality, got an empty dict")
+    out: dict[str, Tensor] = {}
+    for key, tensor in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name}: modality names must be strings, got {key!r}")
+        check_tensor(tensor, f"{name}[{key!r}]")
+        if tensor.ndim == 0:
+            raise ValueError(f"{name}[{key!r}]: expected a batch dimension, got a 0-d tensor")
+        out[key] = tensor
+    sizes = {key: int(t.shape[0]) for key, t in out.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{name}: all modalities must share the batch size (dim 0), got {sizes}")
+    return out

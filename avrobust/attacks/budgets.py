@@ -1,0 +1,293 @@
+"""Perturbation budgets: one per attacked modality, each projecting and clamping itself.
+
+A budget is data (``eps``, step size ``alpha``, valid range ``bounds``) plus the three operations
+that depend on the norm: take a step along an update direction, project back onto the ball
+around the clean input (and into the valid range), and draw a random start inside the ball.
+The attack loop in :mod:`avrobust.attacks.attack` never looks at the norm itself.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .._checks import check_bounds, check_finite_tensor, check_number, check_tensor, describe
+
+__all__ = ["L2", "Budget", "Linf", "push_pull_budgets", "snr_eps"]
+
+_DEFAULT_ALPHA_FACTOR = 2.5  # alpha = 2.5 * eps / steps (Madry et al. 2018), see Budget.step_size
+
+
+def _batch_view(values: Tensor, like: Tensor) -> Tensor:
+    """Reshape per-sample values ``(N,)`` to ``(N, 1, ..., 1)`` so they broadcast over ``like``."""
+    return values.reshape((-1,) + (1,) * (like.ndim - 1))
+
+
+def _flat_norm(x: Tensor, p: float) -> Tensor:
+    """Per-sample ``p``-norm over all non-batch dims, shaped ``(N, 1, ..., 1)``."""
+    dims = tuple(range(1, x.ndim))
+    return torch.linalg.vector_norm(x, ord=p, dim=dims, keepdim=True)
+
+
+class Budget(ABC):
+    """Base class of a per-modality perturbation budget.
+
+    Args:
+        eps: the radius of the ball around the clean input, in the input's own units
+            (e.g. waveform amplitude in [-1, 1], or pixel levels in 0–255). A float, or a
+            tensor ``(B,)`` of per-sample radii (see :func:`snr_eps`). ``0`` means "not attacked".
+        alpha: the step size per iteration, same units as ``eps``. ``None`` picks
+            ``2.5 * eps / steps`` for iterative rules (Madry et al., 2018) and ``eps`` for FGSM.
+        bounds: the valid input range ``(low, high)``, e.g. ``(-1, 1)`` or ``(0, 255)``; every
+            iterate is clamped into it. ``None`` leaves the range open.
+
+    Raises:
+        ValueError: ``eps`` negative or not finite; ``alpha <= 0``; ``low >= high``.
+        TypeError: ``eps``/``alpha`` not numbers (or ``eps`` not a 0-d/1-d tensor).
+    """
+
+    norm: ClassVar[str]
+
+    def __init__(
+        self,
+        eps: float | Tensor,
+        alpha: float | Tensor | None = None,
+        bounds: tuple[float, float] | None = None,
+    ) -> None:
+        cls = type(self).__name__
+        self.eps = self._check_radius(eps, f"{cls}.eps", strict=False)
+        self.alpha = (
+            None if alpha is None else self._check_radius(alpha, f"{cls}.alpha", strict=True)
+        )
+        self.bounds = check_bounds(bounds, f"{cls}.bounds")
+
+    @staticmethod
+    def _check_radius(value: Any, name: str, *, strict: bool) -> float | Tensor:
+        if isinstance(value, Tensor) and value.ndim > 0:
+            check_tensor(value, name, ndims=(1,))
+            check_finite_tensor(value.detach().float(), name)
+            low = float(value.min())
+            if low < 0 or (strict and low == 0):
+                op = ">" if strict else ">="
+                raise ValueError(f"{name}: every entry must be {op} 0, got min {low:g}")
+            return value.detach()
+        return check_number(value, name, min_value=0.0, strict=strict)
+
+    def __repr__(self) -> str:
+        eps = describe(self.eps) if isinstance(self.eps, Tensor) else f"{self.eps:g}"
+        alpha = self.alpha if not isinstance(self.alpha, float) else f"{self.alpha:g}"
+        return f"{type(self).__name__}(eps={eps}, alpha={alpha}, bounds={self.bounds})"
+
+    @property
+    def is_zero(self) -> bool:
+        """``True`` when every radius is 0: the modality is not attacked."""
+        if isinstance(self.eps, Tensor):
+            return bool((self.eps == 0).all())
+        return self.eps == 0
+
+    def radius(self, x: Tensor, repeats: int = 1) -> Tensor:
+        """``eps`` as a tensor ``(N, 1, ..., 1)`` for a batch ``x`` of ``N = repeats * B`` samples."""
+        return self._per_sample(self.eps, x, repeats, "eps")
+
+    def step_size(
+        self, x: Tensor, steps: int, repeats: int = 1, single_step: bool = False
+    ) -> Tensor:
+        """``alpha`` as a tensor ``(N, 1, ..., 1)``; the default is documented on the class."""
+        if self.alpha is not None:
+            return self._per_sample(self.alpha, x, repeats, "alpha")
+        eps = self.radius(x, repeats)
+        return eps if single_step else eps * (_DEFAULT_ALPHA_FACTOR / steps)
+
+    def _per_sample(self, value: float | Tensor, x: Tensor, repeats: int, what: str) -> Tensor:
+        n = x.shape[0]
+        if isinstance(value, Tensor) and value.ndim == 1:
+            if value.shape[0] * repeats != n:
+                raise ValueError(
+                    f"{type(self).__name__}.{what}: expected one value per sample "
+                    f"({n // repeats}), got {value.shape[0]}"
+                )
+            value = value.to(device=x.device, dtype=x.dtype).repeat(repeats)
+        else:
+            value = torch.full((n,), float(value), dtype=x.dtype, device=x.device)
+        return _batch_view(value, x)
+
+    def clamp(self, x: Tensor) -> Tensor:
+        """Clamp ``x`` into ``bounds`` (unchanged when ``bounds`` is ``None``)."""
+        if self.bounds is None:
+            return x
+        return torch.clamp(x, min=self.bounds[0], max=self.bounds[1])
+
+    @abstractmethod
+    def step(self, x_adv: Tensor, direction: Tensor, alpha: Tensor) -> Tensor:
+        """Move ``x_adv`` by ``alpha`` along ``direction`` (the rule's update), in this norm."""
+
+    @abstractmethod
+    def project(self, x_adv: Tensor, x: Tensor, eps: Tensor) -> Tensor:
+        """Project ``x_adv`` onto the ``eps``-ball around ``x``, then clamp into ``bounds``."""
+
+    @abstractmethod
+    def random_start(self, x: Tensor, eps: Tensor, generator: torch.Generator) -> Tensor:
+        """A random point of the ``eps``-ball around ``x`` (clamped into ``bounds``)."""
+
+
+class Linf(Budget):
+    r"""An :math:`L_\infty` budget: :math:`\|\delta\|_\infty \le \epsilon`, sign-gradient steps.
+
+    Args: see :class:`Budget`.
+
+    Example:
+        >>> import avrobust
+        >>> avrobust.Linf(0.5, bounds=(0, 255))
+        Linf(eps=0.5, alpha=None, bounds=(0.0, 255.0))
+    """
+
+    norm = "linf"
+
+    def step(self, x_adv: Tensor, direction: Tensor, alpha: Tensor) -> Tensor:
+        return x_adv + alpha * direction.sign()
+
+    def project(self, x_adv: Tensor, x: Tensor, eps: Tensor) -> Tensor:
+        delta = torch.clamp(x_adv - x, min=-eps, max=eps)
+        adv = self.clamp(x + delta)
+        # x + delta is rounded to the precision of x (1.5e-5 at pixel value 255 in float32), which
+        # can put |adv - x| an ulp above eps: step those elements one ulp back towards x, so the
+        # budget holds exactly as measured in the input's dtype.
+        over = (adv - x).abs() > eps
+        return torch.where(over, torch.nextafter(adv, x), adv)
+
+    def random_start(self, x: Tensor, eps: Tensor, generator: torch.Generator) -> Tensor:
+        u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        return self.clamp(x + (2 * u - 1) * eps)
+
+
+class L2(Budget):
+    r"""An :math:`L_2` budget over all non-batch dims of each sample: :math:`\|\delta\|_2 \le \epsilon`.
+
+    Steps move ``alpha`` along the per-sample L2-normalised direction (a zero direction gives a
+    zero step); projection rescales ``delta`` onto the ball; the random start is uniform in the ball.
+
+    Args: see :class:`Budget`.
+    """
+
+    norm = "l2"
+
+    def step(self, x_adv: Tensor, direction: Tensor, alpha: Tensor) -> Tensor:
+        norm = _flat_norm(direction, 2.0)
+        unit = direction / norm.clamp_min(torch.finfo(norm.dtype).tiny)
+        return x_adv + alpha * unit
+
+    def project(self, x_adv: Tensor, x: Tensor, eps: Tensor) -> Tensor:
+        # Aim at a radius slightly inside eps: rounding x + delta to the precision of x moves each
+        # element by at most half an ulp of max|x|, i.e. the norm by at most sqrt(D) * ulp / 2.
+        tiny = torch.finfo(x.dtype).tiny
+        slack = x[0].numel() ** 0.5 * _flat_norm(x, float("inf")) * torch.finfo(x.dtype).eps
+        radius = torch.clamp(eps - slack, min=0.0)
+        delta = x_adv - x
+        norm = _flat_norm(delta, 2.0)
+        factor = torch.where(norm > radius, radius / norm.clamp_min(tiny), torch.ones_like(norm))
+        return self.clamp(x + delta * factor)
+
+    def random_start(self, x: Tensor, eps: Tensor, generator: torch.Generator) -> Tensor:
+        g = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        unit = g / _flat_norm(g, 2.0).clamp_min(torch.finfo(g.dtype).tiny)
+        d = x[0].numel()
+        r = torch.rand((x.shape[0],), generator=generator, dtype=x.dtype).to(x.device)
+        radius = _batch_view(r ** (1.0 / d), x) * eps
+        return self.clamp(x + unit * radius)
+
+
+def snr_eps(signal: Tensor, snr_db: float, norm: str = "linf") -> Tensor:
+    r"""Per-sample radii that keep the perturbation at least ``snr_db`` dB below the signal.
+
+    For an :math:`L_\infty` budget every sample of :math:`\delta` is at most :math:`\epsilon`, so
+    the perturbation's power is at most :math:`\epsilon^2` and
+    :math:`\epsilon = \mathrm{rms}(x)\cdot 10^{-\mathrm{SNR}/20}` guarantees the SNR. For
+    :math:`L_2`, :math:`\epsilon = \|x\|_2 \cdot 10^{-\mathrm{SNR}/20}`.
+
+    Args:
+        signal: clean audio ``(B, S)`` or ``(B, C, S)``, any amplitude unit.
+        snr_db: the minimum signal-to-perturbation ratio in dB (e.g. 40).
+        norm: ``"linf"`` or ``"l2"``.
+
+    Returns:
+        ``(B,)`` radii in the signal's units; pass them as ``Linf(eps=...)`` or ``L2(eps=...)``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.full((2, 100), 0.5)
+        >>> snr_eps(x, 20.0)
+        tensor([0.0500, 0.0500])
+    """
+    check_tensor(signal, "signal", floating=True)
+    snr = check_number(snr_db, "snr_db")
+    flat = signal.detach().reshape(signal.shape[0], -1)
+    if norm == "linf":
+        level = flat.pow(2).mean(dim=1).sqrt()
+    elif norm == "l2":
+        level = torch.linalg.vector_norm(flat, dim=1)
+    else:
+        raise ValueError(f"norm: expected one of ['l2', 'linf'], got {norm!r}")
+    return level * math.pow(10.0, -snr / 20.0)
+
+
+def push_pull_budgets(
+    eps_av: float,
+    *,
+    alpha: tuple[float, float] | None = None,
+    audio: str = "audio",
+    visual: str = "visual",
+    audio_bounds: tuple[float, float] = (-1.0, 1.0),
+    visual_bounds: tuple[float, float] = (0.0, 255.0),
+) -> dict[str, Budget]:
+    r"""The coupled budgets of Push-Pull §4.1: :math:`\epsilon_a = \epsilon_{av}\cdot 10^{-4}`,
+    :math:`\epsilon_v = \epsilon_{av}\cdot 10^{-1}`.
+
+    The units are a float waveform in [-1, 1] for audio and 0–255 pixels for video (the paper's
+    public demo pairs differ by at most 5e-4 at ``eps_av = 5``). With ``eps_av = 0`` both radii
+    are 0 and the attack returns both inputs bit-identical.
+
+    Args:
+        eps_av: the joint budget (the x-axis of Push-Pull Fig. 3), >= 0.
+        alpha: optional ``(alpha_audio, alpha_visual)`` step sizes; default as in :class:`Budget`.
+        audio: the audio modality's input name.
+        visual: the visual modality's input name.
+        audio_bounds: valid waveform range.
+        visual_bounds: valid pixel range.
+
+    Returns:
+        ``{audio: Linf(eps_av * 1e-4), visual: Linf(eps_av * 1e-1)}``.
+
+    Example:
+        >>> b = push_pull_budgets(5)
+        >>> round(b["audio"].eps, 8), round(b["visual"].eps, 8)
+        (0.0005, 0.5)
+    """
+    eps = check_number(eps_av, "eps_av", min_value=0.0)
+    a_alpha, v_alpha = (None, None) if alpha is None else alpha
+    return {
+        audio: Linf(eps * 1e-4, alpha=a_alpha, bounds=audio_bounds),
+        visual: Linf(eps * 1e-1, alpha=v_alpha, bounds=visual_bounds),
+    }
+
+
+def as_budget(value: Any, name: str) -> Budget:
+    """Accept a :class:`Budget` or a bare number (read as an unbounded :class:`Linf`)."""
+    if isinstance(value, Budget):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Linf(value)
+    raise TypeError(f"{name}: expected a Budget such as avrobust.Linf(eps), got {describe(value)}")
+
+
+def as_budgets(budgets: Any) -> dict[str, Budget]:
+    """Validate the ``budgets`` argument of an attack: a mapping of modality name to budget."""
+    if not isinstance(budgets, Mapping):
+        raise TypeError(
+            f"budgets: expected a dict mapping modality names to budgets, got {describe(budgets)}"
+        )
+    return {str(k): as_budget(v, f"budgets[{k!r}]") for k, v in budgets.items()}

@@ -1,0 +1,143 @@
+"""Step rules: each turns a gradient (and its own per-modality state) into an update direction.
+
+A rule holds no loop. :class:`avrobust.MultimodalAttack` owns the iteration and calls
+``rule.direction(grad, state)`` once per attacked modality per step; the modality's budget then
+turns the direction into a step (sign for L-inf, normalised for L2) and projects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .._checks import check_choice, check_int, check_number, describe
+
+__all__ = ["BIM", "FGSM", "MIM", "PGD", "StepRule", "as_rule"]
+
+
+class StepRule:
+    """Base class of the step rules.
+
+    Attributes:
+        name: the rule's string name (``"bim"``, ...), accepted by :func:`as_rule`.
+        random_start: start from a random point of each budget's ball instead of the clean input.
+        restarts: number of random starts run (batched) per sample.
+        fixed_steps: the number of steps the rule always takes (``1`` for FGSM), or ``None`` to
+            use the attack's ``steps``.
+    """
+
+    name: ClassVar[str] = "rule"
+    random_start: bool = False
+    restarts: int = 1
+    fixed_steps: int | None = None
+
+    def direction(self, grad: Tensor, state: dict[str, Tensor]) -> Tensor:
+        """Map the gradient of the objective w.r.t. one modality to an update direction.
+
+        Args:
+            grad: ``(N, ...)`` gradient for one modality (ascent direction).
+            state: this modality's state for this attack run, empty at the first step; a
+                rule may read and write it (e.g. MIM's momentum).
+
+        Returns:
+            ``(N, ...)`` the direction, same shape as ``grad``.
+        """
+        return grad
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class FGSM(StepRule):
+    """Fast gradient (sign) method: one step of size ``eps`` (Goodfellow et al., 2015).
+
+    The attack's ``steps`` is ignored and each budget's ``alpha`` defaults to its ``eps``.
+    """
+
+    name = "fgsm"
+    fixed_steps = 1
+
+
+class BIM(StepRule):
+    """Basic iterative method (Kurakin et al., 2016; Push-Pull eq. 2): repeated gradient steps
+    from the clean input, projected onto the budget after each step."""
+
+    name = "bim"
+
+
+class MIM(StepRule):
+    r"""Momentum iterative method (Dong et al., 2018).
+
+    Per modality and per sample, :math:`g \leftarrow g / \mathrm{mean}|g|` over all non-batch
+    dimensions (the L1 normalisation of the paper up to a constant factor, which changes no sign),
+    then :math:`m \leftarrow \mu\, m + g` and the direction is :math:`m`. A sample whose gradient is
+    all zeros gets a zero normalised gradient instead of NaN, so its momentum carries it on.
+
+    Args:
+        decay: the momentum factor :math:`\mu` >= 0 (1.0 in the paper and in torchattacks).
+    """
+
+    name = "mim"
+
+    def __init__(self, decay: float = 1.0) -> None:
+        self.decay = check_number(decay, "MIM.decay", min_value=0.0)
+
+    def direction(self, grad: Tensor, state: dict[str, Tensor]) -> Tensor:
+        dims = tuple(range(1, grad.ndim))
+        scale = grad.abs().mean(dim=dims, keepdim=True)
+        g = grad / scale.clamp_min(torch.finfo(scale.dtype).tiny)
+        if "momentum" in state:
+            g = g + state["momentum"] * self.decay
+        state["momentum"] = g
+        return g
+
+    def __repr__(self) -> str:
+        return f"MIM(decay={self.decay:g})"
+
+
+class PGD(StepRule):
+    """Projected gradient descent (Madry et al., 2018): BIM from a random start, with restarts.
+
+    The ``restarts`` random starts run batched (the batch repeated ``restarts`` times, chunked by
+    the attack's ``max_batch``), and per sample the restart with the highest objective is kept.
+
+    Args:
+        restarts: number of random starts per sample, >= 1.
+        random_start: draw the start uniformly in each budget's ball (``False`` gives BIM, for
+            comparing with libraries' "PGD without random start").
+    """
+
+    name = "pgd"
+
+    def __init__(self, restarts: int = 1, random_start: bool = True) -> None:
+        self.restarts = check_int(restarts, "PGD.restarts", min_value=1)
+        if not isinstance(random_start, bool):
+            raise TypeError(f"PGD.random_start: expected a bool, got {describe(random_start)}")
+        self.random_start = random_start
+
+    def __repr__(self) -> str:
+        return f"PGD(restarts={self.restarts}, random_start={self.random_start})"
+
+
+_RULES: dict[str, type[StepRule]] = {r.name: r for r in (FGSM, BIM, MIM, PGD)}
+
+
+def as_rule(rule: Any) -> StepRule:
+    """Accept a :class:`StepRule` instance or its name (``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+        TypeError: neither a rule nor a string.
+    """
+    if isinstance(rule, StepRule):
+        return rule
+    if isinstance(rule, type) and issubclass(rule, StepRule):
+        return rule()
+    if isinstance(rule, str):
+        return _RULES[check_choice(rule, "rule", _RULES)]()
+    raise TypeError(
+        f"rule: expected a StepRule such as avrobust.PGD() or one of {sorted(_RULES)}, "
+        f"got {describe(rule)}"
+    )
