@@ -297,10 +297,11 @@ class MultimodalAttack:
         single = self.rule.fixed_steps == 1
         eps = {n: self.budgets[n].radius(x0[n], r) for n in attacked}
         alpha = {n: self.budgets[n].step_size(x0[n], steps, r, single) for n in attacked}
+        project = {n: self.budgets[n].ball(x0[n], eps[n]) for n in attacked}
         x = dict(x0)
         if self.rule.random_start:
             for n in attacked:
-                x[n] = self.budgets[n].random_start(x0[n], eps[n], gen)
+                x[n] = project[n](self.budgets[n].random_start(x0[n], eps[n], gen))
         states: dict[str, dict[str, Tensor]] = {n: {} for n in attacked}
         found = _Candidates()
         first_loss: Tensor | None = None
@@ -321,7 +322,7 @@ class MultimodalAttack:
                     g = torch.zeros_like(x[n]) if g is None else g
                     budget = self.budgets[n]
                     d = self.rule.direction(g, states[n])
-                    x[n] = budget.project(budget.step(x[n].detach(), d, alpha[n]), x0[n], eps[n])
+                    x[n] = project[n](budget.step(x[n].detach(), d, alpha[n]))
         with torch.no_grad():
             out = self._forward(x)
             found.offer(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -122,6 +122,15 @@ class Budget(ABC):
             return x
         return torch.clamp(x, min=self.bounds[0], max=self.bounds[1])
 
+    def ball(self, x: Tensor, eps: Tensor) -> Callable[[Tensor], Tensor]:
+        """The projection onto the ``eps``-ball around ``x`` (and into ``bounds``) as a function.
+
+        The attack loop asks once per run, then projects every iterate with the returned
+        function, so a budget can precompute what depends only on the clean input (the L-inf
+        box). The default calls :meth:`project`.
+        """
+        return lambda x_adv: self.project(x_adv, x, eps)
+
     @abstractmethod
     def step(self, x_adv: Tensor, direction: Tensor, alpha: Tensor) -> Tensor:
         """Move ``x_adv`` by ``alpha`` along ``direction`` (the rule's update), in this norm."""
@@ -152,13 +161,20 @@ class Linf(Budget):
         return x_adv + alpha * direction.sign()
 
     def project(self, x_adv: Tensor, x: Tensor, eps: Tensor) -> Tensor:
-        delta = torch.clamp(x_adv - x, min=-eps, max=eps)
-        adv = self.clamp(x + delta)
-        # x + delta is rounded to the precision of x (1.5e-5 at pixel value 255 in float32), which
-        # can put |adv - x| an ulp above eps: step those elements one ulp back towards x, so the
-        # budget holds exactly as measured in the input's dtype.
-        over = (adv - x).abs() > eps
-        return torch.where(over, torch.nextafter(adv, x), adv)
+        return self.ball(x, eps)(x_adv)
+
+    def ball(self, x: Tensor, eps: Tensor) -> Callable[[Tensor], Tensor]:
+        # The box [x - eps, x + eps] ∩ bounds, computed once. Its ends are rounded to the
+        # precision of x (1.5e-5 at pixel value 255 in float32), which can put them an ulp more
+        # than eps away from x: those ends move one ulp back towards x, so the budget holds
+        # exactly as measured in the input's dtype. Each projection is then one clamp.
+        low, high = x - eps, x + eps
+        low = torch.where(x - low > eps, torch.nextafter(low, x), low)
+        high = torch.where(high - x > eps, torch.nextafter(high, x), high)
+        if self.bounds is not None:
+            low = torch.clamp(low, min=self.bounds[0])
+            high = torch.clamp(high, max=self.bounds[1])
+        return lambda x_adv: torch.clamp(x_adv, min=low, max=high)
 
     def random_start(self, x: Tensor, eps: Tensor, generator: torch.Generator) -> Tensor:
         u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
