@@ -4,6 +4,7 @@ The contract: models are called as ``model(**inputs)`` with ``inputs: dict[str, 
 modality name and return :class:`AVOutput`; :func:`wrap` gives any ``nn.Module`` that contract.
 """
 
+from . import defenses, losses, metrics
 from ._types import AttackResult, AVOutput
 from .adapters import WrappedModel, wrap
 from .attacks import (
@@ -21,6 +22,8 @@ from .attacks import (
     push_pull_budgets,
     snr_eps,
 )
+from .defenses import AdversarialBatch, AdversarialTraining, adversarial_batch
+from .losses import AVILoss
 
 __version__ = "0.1.0"
 
@@ -30,7 +33,10 @@ __all__ = [
     "L2",
     "MIM",
     "PGD",
+    "AVILoss",
     "AVOutput",
+    "AdversarialBatch",
+    "AdversarialTraining",
     "AttackResult",
     "Budget",
     "CrossEntropyObjective",
@@ -39,6 +45,10 @@ __all__ = [
     "StepRule",
     "WrappedModel",
     "__version__",
+    "adversarial_batch",
+    "defenses",
+    "losses",
+    "metrics",
     "preserve_model_state",
     "push_pull_budgets",
     "snr_eps",

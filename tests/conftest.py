@@ -17,6 +17,10 @@ ALL_RULES = {
 DETERMINISTIC_RULES = ("fgsm", "bim", "mim")
 ALL_NORMS = {"linf": avrobust.Linf, "l2": avrobust.L2}
 
+# One intra-op thread: the suite's tensors are small, and two spinning threads on a busy 2-core
+# machine made tiny ops 10-40x slower. Benchmarks, not tests, measure threading.
+torch.set_num_threads(1)
+
 AUDIO_BOUNDS = (-1.0, 1.0)
 VISUAL_BOUNDS = (0.0, 255.0)
 

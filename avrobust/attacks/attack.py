@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -52,6 +53,22 @@ def preserve_model_state(model: nn.Module, mode: str = "eval") -> Iterator[nn.Mo
                 buf.copy_(copy)
         for module, flag in flags:
             module.training = flag
+
+
+def _warn_batchnorm_in_training(model: nn.Module) -> None:
+    training_bn = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
+    ]
+    if training_bn:
+        warnings.warn(
+            f"model_mode='current' with BatchNorm layers in training mode ({training_bn[:3]}"
+            f"{', ...' if len(training_bn) > 3 else ''}): they normalise with the statistics of "
+            "the attacked batch, so each sample's gradient depends on the other samples (and on "
+            "the restarts batched with it). Their running statistics are restored afterwards.",
+            stacklevel=3,
+        )
 
 
 def _repeat(x: Tensor, times: int) -> Tensor:
@@ -230,6 +247,8 @@ class MultimodalAttack:
             :class:`avrobust.AttackResult`.
         """
         clean, labels, attacked = self._check_call(inputs, labels)
+        if self.model_mode == "current":
+            _warn_batchnorm_in_training(self.model)
         generator = torch.Generator()
         if self.seed is None:
             generator.seed()

@@ -1,0 +1,310 @@
+r"""The four Push-Pull audio-visual interaction losses (AVIL, eqs. 6–10) as pure functions.
+
+Every term is a quantity to **minimise**; eq. 11 adds them to the task loss with plus signs
+(``L2`` and ``L3`` carry their own minus signs). Each function takes frame embeddings
+``e_audio, e_visual`` of shape ``(B, T, D)`` with frame labels ``(B, T)``, or flat ``(N, D)``
+with ``(N,)`` labels (1 = speech, 0 = non-speech), and an optional boolean ``mask`` shaped like
+the labels (``False`` = padded frame, left out of every sum and count).
+
+Conventions (see ``docs/avil.md``):
+
+* Centres are pooled over all unmasked frames of the batch (eq. 6), ``K_s``/``K_n`` counting
+  the speech/non-speech frames.
+* ``cos(x, y) = x·y / (max(‖x‖, ε)·max(‖y‖, ε))`` with ``ε = 1e-8``: the exact cosine whenever
+  both norms reach ``ε``, and 0 (with finite gradients) when a vector is zero.
+* A class without frames has count 0; its centre is the zero vector and every average over it
+  is ``(sum over no frames) / max(K, 1) = 0``. Its part of a term is therefore an exact zero that
+  stays connected to the graph (zero gradients, never NaN).
+* float16/bfloat16 embeddings are computed in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .._checks import check_tensor, describe
+from ._distributed import gather_frames, is_distributed
+
+__all__ = [
+    "EPS",
+    "TERMS",
+    "FrameGroups",
+    "avil_l1",
+    "avil_l2",
+    "avil_l3",
+    "avil_l4",
+    "class_centres",
+    "cosine_similarity",
+    "frame_groups",
+]
+
+EPS = 1e-8
+"""Norm floor ``ε`` of :func:`cosine_similarity`."""
+
+
+def cosine_similarity(x: Tensor, y: Tensor, eps: float = EPS) -> Tensor:
+    """Cosine similarity along the last dim, guarded: ``x·y / (max(‖x‖, ε)·max(‖y‖, ε))``.
+
+    Args:
+        x: ``(..., D)``.
+        y: ``(..., D)``, broadcastable with ``x``.
+        eps: norm floor; a zero vector gives similarity 0 with finite gradients.
+
+    Returns:
+        ``(...)`` similarities in [-1, 1].
+    """
+    nx = torch.linalg.vector_norm(x, dim=-1).clamp_min(eps)
+    ny = torch.linalg.vector_norm(y, dim=-1).clamp_min(eps)
+    return (x * y).sum(-1) / (nx * ny)
+
+
+@dataclass(frozen=True)
+class FrameGroups:
+    """A batch's frames, flattened and split by class; shared by the four terms.
+
+    Attributes:
+        audio: ``(N, D_a)`` audio frame embeddings.
+        visual: ``(N, D_v)`` visual frame embeddings.
+        weights: ``(2, N)`` class membership, row 0 non-speech, row 1 speech; 0 for masked frames.
+        labels: ``(N,)`` int64 class per frame (0 where masked).
+    """
+
+    audio: Tensor
+    visual: Tensor
+    weights: Tensor
+    labels: Tensor
+
+    @property
+    def counts(self) -> Tensor:
+        """``(2,)`` frame counts ``(K_n, K_s)``."""
+        return self.weights.sum(dim=1)
+
+    def class_mean(self, values: Tensor) -> Tensor:
+        """Per-class mean of per-frame ``values (N,)``: ``(2,)``, 0 for an empty class."""
+        return (self.weights @ values) / self.counts.clamp_min(1.0)
+
+    def centres(self, e: Tensor) -> Tensor:
+        """Class centres of eq. 6 for ``e (N, D)``: ``(2, D)`` (non-speech, speech); 0 if empty."""
+        return (self.weights @ e) / self.counts.clamp_min(1.0)[:, None]
+
+
+def _check_pair(e_audio: object, e_visual: object, same_dim: bool) -> tuple[Tensor, Tensor]:
+    e_a = check_tensor(e_audio, "e_audio", ndims=(2, 3), floating=True)
+    e_v = check_tensor(e_visual, "e_visual", ndims=(2, 3), floating=True)
+    if e_a.shape[:-1] != e_v.shape[:-1]:
+        raise ValueError(
+            "e_audio, e_visual: batch/time shapes must match, got "
+            f"{tuple(e_a.shape)} and {tuple(e_v.shape)}"
+        )
+    if same_dim and e_a.shape[-1] != e_v.shape[-1]:
+        raise ValueError(
+            "e_audio, e_visual: L3 and L4 compare audio with visual embeddings, so their sizes D "
+            f"must match, got {e_a.shape[-1]} and {e_v.shape[-1]}"
+        )
+    if e_a.shape[:-1].numel() == 0:
+        raise ValueError(f"e_audio: empty batch, got shape {tuple(e_a.shape)}")
+    return e_a, e_v
+
+
+def _check_labels(labels: object, mask: object, lead: torch.Size) -> tuple[Tensor, Tensor]:
+    y = check_tensor(labels, "labels")
+    if y.is_floating_point() or y.is_complex():
+        raise TypeError(f"labels: expected an integer or bool tensor of 0/1, got dtype {y.dtype}")
+    if y.shape != lead:
+        raise ValueError(
+            f"labels: expected shape {tuple(lead)} (the embeddings' leading dims), "
+            f"got {tuple(y.shape)}"
+        )
+    if mask is None:
+        m = torch.ones_like(y, dtype=torch.bool)
+    else:
+        m = check_tensor(mask, "mask")
+        if m.dtype != torch.bool:
+            raise TypeError(f"mask: expected a bool tensor (True = real frame), got {describe(m)}")
+        if m.shape != lead:
+            raise ValueError(f"mask: expected shape {tuple(lead)}, got {tuple(m.shape)}")
+    bad = m & (y != 0) & (y != 1)
+    if bool(bad.any()):
+        found = sorted({int(v) for v in y[bad].unique()[:5]})
+        raise ValueError(
+            f"labels: expected 0 (non-speech) or 1 (speech) in unmasked frames, got values {found}"
+            " (pass mask=... to leave padded frames out)"
+        )
+    return y, m
+
+
+def frame_groups(
+    e_audio: Tensor,
+    e_visual: Tensor,
+    labels: Tensor,
+    mask: Tensor | None = None,
+    *,
+    same_dim: bool = True,
+    sync: bool = False,
+) -> FrameGroups:
+    """Validate, flatten and group a batch's frames by class (the shared first step of every term).
+
+    Args:
+        e_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings, floating point.
+        e_visual: same leading shape as ``e_audio``.
+        labels: ``(B, T)`` or ``(N,)``, integer or bool, 1 = speech, 0 = non-speech.
+        mask: optional bool, shaped like ``labels``; ``False`` frames are left out.
+        same_dim: require equal embedding sizes (needed by L3 and L4).
+        sync: under an initialised ``torch.distributed`` group with more than one process,
+            gather the frames of every rank (differentiably), so every statistic is global.
+
+    Returns:
+        :class:`FrameGroups`.
+
+    Raises:
+        TypeError: non-tensors, non-float embeddings, float labels, non-bool mask.
+        ValueError: mismatched shapes, empty batch, labels other than 0/1.
+    """
+    e_a, e_v = _check_pair(e_audio, e_visual, same_dim)
+    y, m = _check_labels(labels, mask, e_a.shape[:-1])
+    dtype = torch.promote_types(torch.promote_types(e_a.dtype, e_v.dtype), torch.float32)
+    e_a = e_a.reshape(-1, e_a.shape[-1]).to(dtype)
+    e_v = e_v.reshape(-1, e_v.shape[-1]).to(dtype)
+    y, m = y.reshape(-1), m.reshape(-1)
+    speech = (m & (y == 1)).to(dtype)
+    weights = torch.stack([m.to(dtype) - speech, speech])
+    if sync and is_distributed():
+        e_a, e_v, weights = gather_frames(e_a, e_v, weights)
+    return FrameGroups(e_a, e_v, weights, weights[1].round().long())
+
+
+def class_centres(e: Tensor, labels: Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""Class centres of eq. 6 for one modality: ``c_s = 1/K_s Σ_{i∈S} e_i``, ``c_n`` likewise.
+
+    Args:
+        e: ``(B, T, D)`` or ``(N, D)`` frame embeddings.
+        labels: ``(B, T)`` or ``(N,)``, 1 = speech, 0 = non-speech.
+        mask: optional bool shaped like ``labels``.
+
+    Returns:
+        ``(2, D)``: row 0 the non-speech centre ``c_n``, row 1 the speech centre ``c_s``; the row
+        of a class without frames is the zero vector.
+    """
+    groups = frame_groups(e, e, labels, mask)
+    return groups.centres(groups.audio)
+
+
+def _l1(g: FrameGroups) -> Tensor:
+    c_a, c_v = g.centres(g.audio), g.centres(g.visual)
+    return cosine_similarity(c_a[1], c_a[0]) + cosine_similarity(c_v[1], c_v[0])
+
+
+def _l2(g: FrameGroups) -> Tensor:
+    c_a, c_v = g.centres(g.audio), g.centres(g.visual)
+    own_a, own_v = c_a.index_select(0, g.labels), c_v.index_select(0, g.labels)
+    per_frame = cosine_similarity(own_a, g.audio) + cosine_similarity(own_v, g.visual)
+    return -g.class_mean(per_frame).sum()
+
+
+def _l3(g: FrameGroups) -> Tensor:
+    return -cosine_similarity(g.centres(g.audio), g.centres(g.visual)).sum()
+
+
+def _l4(g: FrameGroups) -> Tensor:
+    distance = torch.linalg.vector_norm(g.visual - g.audio, dim=-1)
+    return g.class_mean(distance).sum()
+
+
+def avil_l1(
+    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    r"""L1, intra-modality inter-class dispersion (eq. 7), minimised.
+
+    ``L1 = cos(c_{a-s}, c_{a-ns}) + cos(c_{v-s}, c_{v-ns})``: pushes the speech and non-speech
+    centres of each modality apart. In [-2, 2]. A batch without speech (or without non-speech)
+    frames gives exactly 0 with zero gradients: both cosines involve the missing centre.
+
+    Args:
+        e_audio: ``(B, T, D_a)`` or ``(N, D_a)`` audio frame embeddings.
+        e_visual: ``(B, T, D_v)`` or ``(N, D_v)`` visual frame embeddings.
+        labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
+        mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
+
+    Returns:
+        0-d tensor (float32 for half-precision inputs).
+
+    Example:
+        >>> import torch
+        >>> e = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> avil_l1(e, e, torch.tensor([1, 0]))
+        tensor(0.)
+    """
+    return _l1(frame_groups(e_audio, e_visual, labels, mask, same_dim=False))
+
+
+def avil_l2(
+    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    r"""L2, intra-modality intra-class compactness (eq. 8), minimised.
+
+    ``L2 = -(1/K_s Σ_{i∈S} [cos(c_{a-s}, e_{a,i}) + cos(c_{v-s}, e_{v,i})]
+    + 1/K_n Σ_{i∈N} [cos(c_{a-ns}, e_{a,i}) + cos(c_{v-ns}, e_{v,i})])``: pulls every frame
+    towards its own class centre, per modality. In [-4, 4]. The average over a class without
+    frames is 0; the other class's average stays.
+
+    Args:
+        e_audio: ``(B, T, D_a)`` or ``(N, D_a)`` audio frame embeddings.
+        e_visual: ``(B, T, D_v)`` or ``(N, D_v)`` visual frame embeddings.
+        labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
+        mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
+
+    Returns:
+        0-d tensor (float32 for half-precision inputs).
+    """
+    return _l2(frame_groups(e_audio, e_visual, labels, mask, same_dim=False))
+
+
+def avil_l3(
+    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    r"""L3, inter-modality intra-class alignment, centre-based (eq. 9), minimised.
+
+    ``L3 = -(cos(c_{a-s}, c_{v-s}) + cos(c_{a-ns}, c_{v-ns}))``: pulls the audio and visual
+    centres of each class together. In [-2, 2]. The cosine of a class without frames is 0; the
+    other class's stays. Needs ``D_a == D_v``.
+
+    Args:
+        e_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings.
+        e_visual: ``(B, T, D)`` or ``(N, D)`` visual frame embeddings.
+        labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
+        mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
+
+    Returns:
+        0-d tensor (float32 for half-precision inputs).
+    """
+    return _l3(frame_groups(e_audio, e_visual, labels, mask))
+
+
+def avil_l4(
+    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    r"""L4, inter-modality intra-class distance, sample-based (eq. 10, typo fixed), minimised.
+
+    ``L4 = 1/K_s Σ_{i∈S} ‖e_{v,i} - e_{a,i}‖₂ + 1/K_n Σ_{i∈N} ‖e_{v,i} - e_{a,i}‖₂``: pulls each
+    frame's audio and visual embeddings together (the paper prints ``Σ_{i∈N}`` in the first sum;
+    it is the speech set). ``>= 0``, in embedding units. The mean over a class without frames
+    is 0; the other class's stays. Needs ``D_a == D_v``.
+
+    Args:
+        e_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings.
+        e_visual: ``(B, T, D)`` or ``(N, D)`` visual frame embeddings.
+        labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
+        mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
+
+    Returns:
+        0-d tensor (float32 for half-precision inputs).
+    """
+    return _l4(frame_groups(e_audio, e_visual, labels, mask))
+
+
+TERMS: dict[str, Callable[[FrameGroups], Tensor]] = {"l1": _l1, "l2": _l2, "l3": _l3, "l4": _l4}
+"""Term name -> kernel over :class:`FrameGroups` (used by :class:`avrobust.losses.AVILoss`)."""

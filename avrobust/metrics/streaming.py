@@ -1,0 +1,259 @@
+"""Streaming twins of the functional metrics: ``update`` per batch, ``compute`` at the end, ``reset``.
+
+Each class keeps only what its functional twin needs (sums and counts, or the scores and labels
+for the ranking measures), detached, so it can sit inside an evaluation loop. With ``sync=True``
+and an initialised ``torch.distributed`` group, ``compute`` combines the states of all ranks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .._checks import check_choice, describe
+from ..losses._distributed import all_gather_cat, is_distributed
+from .functional import (
+    ArrayLike,
+    _scores_labels,
+    accuracy,
+    ava_average_precision,
+    ecr_per_frame,
+    roc_auc,
+)
+
+__all__ = ["ECR", "ROCAUC", "Accuracy", "MeanAveragePrecision", "StreamingMetric"]
+
+
+def _comm_device() -> torch.device:
+    """Where collectives run: the current GPU for NCCL, the CPU otherwise."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+class StreamingMetric(ABC):
+    """Base of the streaming metrics: ``update(...)``, ``compute()``, ``reset()``.
+
+    Attributes:
+        higher_is_better: whether a larger value means a better model (``None``: neither).
+        sync: combine the states of all ``torch.distributed`` ranks in ``compute``.
+    """
+
+    higher_is_better: ClassVar[bool | None] = None
+
+    def __init__(self, *, sync: bool = False) -> None:
+        if not isinstance(sync, bool):
+            raise TypeError(f"sync: expected a bool, got {describe(sync)}")
+        self.sync = sync
+        self.reset()
+
+    @abstractmethod
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Add one batch."""
+
+    @abstractmethod
+    def compute(self) -> Any:
+        """The measure over everything added since the last ``reset``."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget every batch."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sync={self.sync})"
+
+    def _reduce_sum(self, value: Tensor) -> Tensor:
+        if self.sync and is_distributed():
+            value = value.to(_comm_device(), copy=True)
+            dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return value.cpu()
+
+
+def _pairs(
+    z_clean: Tensor | Mapping[str, Tensor], z_adv: Tensor | Mapping[str, Tensor]
+) -> dict[str | None, tuple[Tensor, Tensor]]:
+    """``{modality: (clean, adv)}``; a pair of bare tensors is stored under ``None``."""
+    if isinstance(z_clean, Mapping) and isinstance(z_adv, Mapping):
+        if set(z_clean) != set(z_adv):
+            raise ValueError(
+                f"z_clean, z_adv: keys differ, got {sorted(z_clean)} and {sorted(z_adv)}"
+            )
+        return {key: (z_clean[key], z_adv[key]) for key in z_clean}
+    if isinstance(z_clean, Mapping) or isinstance(z_adv, Mapping):
+        raise TypeError("z_clean, z_adv: expected two tensors or two dicts, got one of each")
+    return {None: (z_clean, z_adv)}
+
+
+class ECR(StreamingMetric):
+    r"""Streaming embedding change ratio (:func:`~avrobust.metrics.functional.ecr`), lower is better.
+
+    Feed either tensors (one stream) or dicts ``{modality: (..., D)}`` such as
+    ``AVOutput.embeddings`` (one ratio per modality); ``compute`` returns a 0-d tensor or a dict.
+
+    Example:
+        >>> import torch
+        >>> metric = ECR()
+        >>> z = {"audio": torch.ones(2, 3, 4), "visual": torch.ones(2, 3, 4)}
+        >>> metric.update(z, {"audio": 2 * z["audio"], "visual": z["visual"]})
+        >>> {k: float(v) for k, v in metric.compute().items()}
+        {'audio': 1.0, 'visual': 0.0}
+    """
+
+    higher_is_better = False
+
+    def reset(self) -> None:
+        self._totals: dict[str | None, Tensor] = {}
+
+    def update(
+        self,
+        z_clean: Tensor | Mapping[str, Tensor],
+        z_adv: Tensor | Mapping[str, Tensor],
+        mask: Tensor | None = None,
+    ) -> None:
+        """Add a batch.
+
+        Args:
+            z_clean: ``(..., D)`` clean embeddings, or ``{modality: (..., D)}``.
+            z_adv: adversarial embeddings, same structure and shapes.
+            mask: optional bool ``(...)`` (frames), applied to every modality.
+        """
+        pairs = _pairs(z_clean, z_adv)
+        if self._totals and set(self._totals) != set(pairs):
+            raise ValueError(
+                f"ECR.update: expected the keys {list(self._totals)} as before, got {list(pairs)}"
+            )
+        for key, (clean, adv) in pairs.items():
+            ratios = ecr_per_frame(clean, adv)
+            if mask is not None:
+                if mask.shape != ratios.shape or mask.dtype != torch.bool:
+                    raise ValueError(
+                        f"mask: expected a bool tensor of shape {tuple(ratios.shape)}, "
+                        f"got {describe(mask)}"
+                    )
+                ratios = ratios[mask]
+            step = torch.tensor([float(ratios.sum()), ratios.numel()], dtype=torch.float64)
+            self._totals[key] = self._totals.get(key, torch.zeros(2, dtype=torch.float64)) + step
+
+    def compute(self) -> Tensor | dict[str, Tensor]:
+        """Mean ratio over every frame seen: a 0-d tensor, or ``{modality: 0-d tensor}``."""
+        if not self._totals:
+            raise ValueError("ECR.compute: no frame seen yet; call update first")
+        out = {}
+        for key, total in self._totals.items():
+            total = self._reduce_sum(total)
+            if total[1] == 0:
+                raise ValueError("ECR.compute: every frame was masked out")
+            out[key] = total[0] / total[1]
+        return out[None] if None in out else out  # type: ignore[return-value]
+
+
+class _ScoreBuffer(StreamingMetric):
+    """Keeps every (score, label) pair; ranking measures need them all."""
+
+    def reset(self) -> None:
+        self._scores: list[np.ndarray] = []
+        self._labels: list[np.ndarray] = []
+
+    def update(self, scores: ArrayLike, labels: ArrayLike, mask: Tensor | None = None) -> None:
+        """Add a batch (kept on the CPU).
+
+        Args:
+            scores: any shape, the positive class's score (e.g. P(speaking)).
+            labels: 0/1 or bool, same number of elements.
+            mask: optional bool, same number of elements; ``False`` frames are left out.
+        """
+        s, y = _scores_labels(scores, labels)
+        if mask is not None:
+            if not isinstance(mask, Tensor) or mask.numel() != s.size or mask.dtype != torch.bool:
+                raise ValueError(
+                    f"mask: expected a bool tensor with {s.size} elements, got {describe(mask)}"
+                )
+            keep = mask.reshape(-1).cpu().numpy()
+            s, y = s[keep], y[keep]
+        self._scores.append(s)
+        self._labels.append(y)
+
+    def _all(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._scores:
+            raise ValueError(f"{type(self).__name__}.compute: no frame seen yet; call update first")
+        s, y = np.concatenate(self._scores), np.concatenate(self._labels)
+        if self.sync and is_distributed():
+            local = torch.from_numpy(np.stack([s.astype(np.float64), y, np.ones_like(y)], axis=1))
+            rows = all_gather_cat(local.to(_comm_device())).cpu().numpy()
+            rows = rows[rows[:, 2] == 1]
+            s, y = rows[:, 0], rows[:, 1].astype(bool)
+        return s, y
+
+
+class MeanAveragePrecision(_ScoreBuffer):
+    """Streaming AVA-ActiveSpeaker frame mAP (:func:`~avrobust.metrics.ava_average_precision`).
+
+    Args:
+        ties: ``"group"`` or ``"stable"``, see :func:`~avrobust.metrics.ava_average_precision`.
+        sync: combine all ``torch.distributed`` ranks in ``compute``.
+
+    Example:
+        >>> import torch
+        >>> metric = MeanAveragePrecision()
+        >>> metric.update(torch.tensor([0.9, 0.8]), torch.tensor([1, 0]))
+        >>> metric.update(torch.tensor([0.7, 0.6]), torch.tensor([1, 0]))
+        >>> metric.compute()
+        tensor(0.8333, dtype=torch.float64)
+    """
+
+    higher_is_better = True
+
+    def __init__(self, ties: str = "group", *, sync: bool = False) -> None:
+        self.ties = check_choice(ties, "ties", ("group", "stable"))
+        super().__init__(sync=sync)
+
+    def compute(self) -> Tensor:
+        """AP over every frame seen, 0-d float64 in [0, 1]."""
+        return ava_average_precision(*self._all(), ties=self.ties)
+
+
+class ROCAUC(_ScoreBuffer):
+    """Streaming ROC-AUC (:func:`~avrobust.metrics.roc_auc`) over every frame seen."""
+
+    higher_is_better = True
+
+    def compute(self) -> Tensor:
+        """ROC-AUC over every frame seen, 0-d float64 in [0, 1]."""
+        return roc_auc(*self._all())
+
+
+class Accuracy(StreamingMetric):
+    """Streaming frame accuracy (:func:`~avrobust.metrics.accuracy`).
+
+    Args:
+        threshold: decision threshold for positive-class scores (0.5 for probabilities).
+        sync: combine all ``torch.distributed`` ranks in ``compute``.
+    """
+
+    higher_is_better = True
+
+    def __init__(self, threshold: float = 0.5, *, sync: bool = False) -> None:
+        self.threshold = threshold
+        super().__init__(sync=sync)
+
+    def reset(self) -> None:
+        self._total = torch.zeros(2, dtype=torch.float64)
+
+    def update(self, scores: ArrayLike, labels: ArrayLike, mask: Tensor | None = None) -> None:
+        """Add a batch; arguments as :func:`~avrobust.metrics.accuracy`."""
+        acc = accuracy(scores, labels, threshold=self.threshold, mask=mask)
+        frames = int(mask.sum()) if mask is not None else torch.as_tensor(labels).numel()
+        self._total += torch.tensor([round(float(acc) * frames), frames], dtype=torch.float64)
+
+    def compute(self) -> Tensor:
+        """Fraction of correct frames seen, 0-d float64 in [0, 1]."""
+        total = self._reduce_sum(self._total)
+        if total[1] == 0:
+            raise ValueError("Accuracy.compute: no frame seen yet; call update first")
+        return total[0] / total[1]
