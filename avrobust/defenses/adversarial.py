@@ -13,8 +13,8 @@ batch, then compute the loss on what it returns::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from .._checks import (
     check_tensor_dict,
     describe,
 )
+from ..attacks.attack import preserve_model_state
 
 __all__ = ["AdversarialBatch", "AdversarialTraining", "adversarial_batch"]
 
@@ -53,16 +54,6 @@ class AdversarialBatch:
     labels: Tensor
     adversarial: Tensor
     result: Any = None
-
-
-@contextmanager
-def _keep_modes(model: nn.Module | None) -> Iterator[None]:
-    flags = [] if model is None else [(m, m.training) for m in model.modules()]
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def _pick(batch: int, ratio: float, generator: torch.Generator | None) -> Tensor:
@@ -128,7 +119,9 @@ def adversarial_batch(
     flags = torch.zeros(batch, dtype=torch.bool)
     if chosen.numel() == 0:
         return AdversarialBatch(dict(clean), y, flags.to(y.device))
-    with _keep_modes(model if model is not None else getattr(attack, "model", None)):
+    owner = model if model is not None else getattr(attack, "model", None)
+    keep = preserve_model_state(owner, "current") if isinstance(owner, nn.Module) else nullcontext()
+    with keep:
         with torch.enable_grad():
             result = attack(
                 {k: x[chosen.to(x.device)] for k, x in clean.items()}, y[chosen.to(y.device)]
