@@ -12,14 +12,6 @@ from avrobust.testing import TinyAV
 EPS_A, EPS_V = 0.02, 4.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def setup(batch: int = 6, seed: int = 0):
     torch.manual_seed(seed)
     model = TinyAV(frames=4)

@@ -15,15 +15,6 @@ from avrobust.losses import functional as F
 EPS = 1e-8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------- naive references
 # A literal, frame-by-frame reading of eqs. 6–10 on Python floats. The only conventions shared
 # with the library are the documented ones: an empty class has a zero centre and contributes 0,

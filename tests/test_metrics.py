@@ -14,14 +14,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from avrobust import metrics as M
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------- an independent AVA AP
 def ava_ap_reference(scores, labels, order: str = "stable") -> float:
     """The AVA-ActiveSpeaker / VOC formula, written from its description, with plain loops.
