@@ -323,7 +323,34 @@ def _mfcc_from_constants(
     return feat
 
 
-class MFCC(nn.Module):
+class _FramedFrontEnd(nn.Module):
+    """Shared framing of the audio front-ends: window and hop in samples, and frame counts."""
+
+    def __init__(self, sample_rate: float, winlen: float, winstep: float) -> None:
+        super().__init__()
+        self.sample_rate = check_number(sample_rate, "sample_rate", min_value=0, strict=True)
+        self.frame_len = round_half_up(
+            check_number(winlen, "winlen", min_value=0, strict=True) * sample_rate
+        )
+        self.frame_step = round_half_up(
+            check_number(winstep, "winstep", min_value=0, strict=True) * sample_rate
+        )
+        if self.frame_len < 1 or self.frame_step < 1:
+            raise ValueError(
+                f"winlen, winstep: must give at least one sample each at {sample_rate:g} Hz, "
+                f"got {self.frame_len} and {self.frame_step} samples"
+            )
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced from ``num_samples`` samples (see :func:`num_frames`)."""
+        return num_frames(num_samples, self.frame_len, self.frame_step)
+
+    def samples_for_frames(self, frames: int) -> tuple[int, int]:
+        """Inclusive range of waveform lengths giving exactly ``frames`` frames."""
+        return samples_for_frames(frames, self.frame_len, self.frame_step)
+
+
+class MFCC(_FramedFrontEnd):
     """``nn.Module`` over :func:`mfcc`: python_speech_features 0.6 MFCC, differentiable.
 
     The defaults are TalkNet's call ``mfcc(audio, 16000, numcep=13, winlen=0.025, winstep=0.010)``
@@ -377,19 +404,7 @@ class MFCC(nn.Module):
         input_scale: float = 1.0,
         compute_dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        self.sample_rate = check_number(sample_rate, "sample_rate", min_value=0, strict=True)
-        self.frame_len = round_half_up(
-            check_number(winlen, "winlen", min_value=0, strict=True) * sample_rate
-        )
-        self.frame_step = round_half_up(
-            check_number(winstep, "winstep", min_value=0, strict=True) * sample_rate
-        )
-        if self.frame_len < 1 or self.frame_step < 1:
-            raise ValueError(
-                f"winlen, winstep: must give at least one sample each at {sample_rate:g} Hz, "
-                f"got {self.frame_len} and {self.frame_step} samples"
-            )
+        super().__init__(sample_rate, winlen, winstep)
         self.nfilt = check_int(nfilt, "nfilt", min_value=1)
         self.numcep = check_int(numcep, "numcep", min_value=1)
         if numcep > nfilt:
@@ -411,14 +426,6 @@ class MFCC(nn.Module):
     def num_features(self) -> int:
         """Coefficients per frame (``numcep``)."""
         return self.numcep
-
-    def num_frames(self, num_samples: int) -> int:
-        """Frames produced from ``num_samples`` samples (see :func:`num_frames`)."""
-        return num_frames(num_samples, self.frame_len, self.frame_step)
-
-    def samples_for_frames(self, frames: int) -> tuple[int, int]:
-        """Inclusive range of waveform lengths giving exactly ``frames`` frames."""
-        return samples_for_frames(frames, self.frame_len, self.frame_step)
 
     def forward(self, waveform: Tensor) -> Tensor:
         """Compute the MFCC.
@@ -456,7 +463,7 @@ class MFCC(nn.Module):
         )
 
 
-class LinearSpectrogram(nn.Module):
+class LinearSpectrogram(_FramedFrontEnd):
     """Log power spectrogram on a linear frequency axis (specTalkNet's audio features).
 
     Built on :func:`torchaudio.functional.spectrogram` (Hann window, ``center=False``). The
@@ -491,14 +498,7 @@ class LinearSpectrogram(nn.Module):
         nfft: int | None = None,
         eps: float = 1e-10,
     ) -> None:
-        super().__init__()
-        self.sample_rate = check_number(sample_rate, "sample_rate", min_value=0, strict=True)
-        self.frame_len = round_half_up(
-            check_number(winlen, "winlen", min_value=0, strict=True) * sample_rate
-        )
-        self.frame_step = round_half_up(
-            check_number(winstep, "winstep", min_value=0, strict=True) * sample_rate
-        )
+        super().__init__(sample_rate, winlen, winstep)
         self.nfft = self.frame_len if nfft is None else check_int(nfft, "nfft", min_value=1)
         if self.nfft < self.frame_len:
             raise ValueError(
@@ -511,14 +511,6 @@ class LinearSpectrogram(nn.Module):
     def num_features(self) -> int:
         """Frequency bins per frame (``nfft // 2 + 1``)."""
         return self.nfft // 2 + 1
-
-    def num_frames(self, num_samples: int) -> int:
-        """Frames produced from ``num_samples`` samples (same rule as :class:`MFCC`)."""
-        return num_frames(num_samples, self.frame_len, self.frame_step)
-
-    def samples_for_frames(self, frames: int) -> tuple[int, int]:
-        """Inclusive range of waveform lengths giving exactly ``frames`` frames."""
-        return samples_for_frames(frames, self.frame_len, self.frame_step)
 
     def forward(self, waveform: Tensor) -> Tensor:
         """Compute the log power spectrogram.
