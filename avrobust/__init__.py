@@ -22,8 +22,15 @@ from .attacks import (
     push_pull_budgets,
     snr_eps,
 )
-from .defenses import AdversarialBatch, AdversarialTraining, adversarial_batch
-from .losses import AVILoss
+from .defenses import (
+    AdversarialBatch,
+    AdversarialTraining,
+    FeatureMemory,
+    adversarial_batch,
+    modality_mixup,
+)
+from .evaluation import CellResult, EvaluationReport, evaluate
+from .losses import AVILoss, MinSimLoss
 
 __version__ = "0.1.0"
 
@@ -39,16 +46,22 @@ __all__ = [
     "AdversarialTraining",
     "AttackResult",
     "Budget",
+    "CellResult",
     "CrossEntropyObjective",
+    "EvaluationReport",
+    "FeatureMemory",
     "Linf",
+    "MinSimLoss",
     "MultimodalAttack",
     "StepRule",
     "WrappedModel",
     "__version__",
     "adversarial_batch",
     "defenses",
+    "evaluate",
     "losses",
     "metrics",
+    "modality_mixup",
     "preserve_model_state",
     "push_pull_budgets",
     "snr_eps",

@@ -7,9 +7,13 @@
 from . import functional
 from .avil import AVILoss
 from .functional import avil_l1, avil_l2, avil_l3, avil_l4, class_centres, cosine_similarity
+from .minsim import MaxSimLoss, MinSimLoss, av_similarity
 
 __all__ = [
     "AVILoss",
+    "MaxSimLoss",
+    "MinSimLoss",
+    "av_similarity",
     "avil_l1",
     "avil_l2",
     "avil_l3",

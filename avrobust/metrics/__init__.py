@@ -26,6 +26,8 @@ from .functional import (
     roc_auc,
     snr_db,
 )
+from .geometry import ConvexityResult, DensityResult, convexity_ratio, knn_density
+from .ri import RobustnessRow, relative_improvement, robustness_table
 from .streaming import ECR, ROCAUC, Accuracy, MeanAveragePrecision, StreamingMetric
 
 __all__ = [
@@ -33,19 +35,26 @@ __all__ = [
     "ROCAUC",
     "AVARows",
     "Accuracy",
+    "ConvexityResult",
+    "DensityResult",
     "MeanAveragePrecision",
+    "RobustnessRow",
     "StreamingMetric",
     "accuracy",
     "ava_average_precision",
+    "convexity_ratio",
     "ecr",
     "ecr_per_frame",
     "evaluate_ava_csv",
     "functional",
     "join_ava",
+    "knn_density",
     "max_abs",
     "psnr",
     "read_ava_ground_truth",
     "read_ava_predictions",
+    "relative_improvement",
+    "robustness_table",
     "roc_auc",
     "snr_db",
     "write_ava_ground_truth",

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from .event import AudioEncoder, AVEventNet, UnimodalEventNet, VisualEncoder
 from .features import MFCC, LinearSpectrogram, mfcc
+from .fusion import (
+    FUSIONS,
+    ConcatFusion,
+    FiLMFusion,
+    Fusion,
+    GatedConcatFusion,
+    GatedSumFusion,
+    SumFusion,
+    make_fusion,
+)
 from .registry import create_model, list_models, register_model
 from .talknet import (
     TALKNET_VARIANTS,
@@ -16,14 +27,26 @@ from .talknet import (
 )
 
 __all__ = [
+    "FUSIONS",
     "MFCC",
     "TALKNET_VARIANTS",
+    "AVEventNet",
+    "AudioEncoder",
     "CheckpointMismatchError",
+    "ConcatFusion",
+    "FiLMFusion",
+    "Fusion",
+    "GatedConcatFusion",
+    "GatedSumFusion",
     "LinearSpectrogram",
+    "SumFusion",
     "TalkNet",
     "TalkNetConfig",
+    "UnimodalEventNet",
+    "VisualEncoder",
     "create_model",
     "list_models",
+    "make_fusion",
     "mfcc",
     "register_model",
     "speaking_logit",

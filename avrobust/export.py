@@ -1,0 +1,254 @@
+"""Adversarial examples for people: genuine/adversarial pairs as WAV files and PNG frames.
+
+Push-Pull §4.2 checks that its perturbations are imperceptible with an XAB test: a listener (or
+viewer) gets two stimuli A and B, one genuine and one adversarial in random order, and a
+reference X equal to one of them, and says which one X is. :func:`export_pairs` writes the
+material of such a test, with no dependency beyond the standard library: 16-bit PCM WAV files
+(``wave``) and 8-bit grayscale PNG images (written here with ``zlib``), plus the trial sheet and
+its answer key.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import struct
+import wave
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._checks import check_int, check_tensor, describe
+from .metrics import psnr, snr_db
+
+__all__ = ["ExportedPair", "export_pairs", "write_png", "write_wav"]
+
+PathLike = str | os.PathLike[str]
+
+
+def write_wav(path: PathLike, audio: Tensor | np.ndarray, sample_rate: int = 16000) -> None:
+    """Write a mono waveform in [-1, 1] as a 16-bit PCM WAV file.
+
+    Samples are scaled by 32767, rounded and clipped to the int16 range (the perturbation of an
+    ``eps_av = 5`` attack, 5e-4, is about 16 int16 steps, so it survives the rounding).
+
+    Args:
+        path: the output file.
+        audio: ``(S,)`` or ``(1, S)`` float samples in [-1, 1].
+        sample_rate: in Hz.
+
+    Raises:
+        ValueError: not one channel of samples.
+    """
+    x = torch.as_tensor(audio).detach().cpu().double()
+    if x.ndim == 2 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 1:
+        raise ValueError(f"audio: expected a mono waveform (S,) or (1, S), got {describe(x)}")
+    rate = check_int(sample_rate, "sample_rate", min_value=1)
+    pcm = np.clip(np.rint(x.numpy() * 32767.0), -32768, 32767).astype("<i2")
+    with wave.open(os.fspath(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(pcm.tobytes())
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def write_png(path: PathLike, image: Tensor | np.ndarray, *, scale: int = 1) -> None:
+    """Write an 8-bit grayscale (``(H, W)``) or RGB (``(H, W, 3)``) PNG; pixel values 0–255.
+
+    Values are rounded and clipped to 0–255. ``scale`` repeats every pixel ``scale × scale``
+    times (nearest neighbour), so small face crops can be looked at.
+
+    Raises:
+        ValueError: another shape.
+    """
+    x = torch.as_tensor(image).detach().cpu().double()
+    if not (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3)):
+        raise ValueError(f"image: expected (H, W) grayscale or (H, W, 3) RGB, got {describe(x)}")
+    factor = check_int(scale, "scale", min_value=1)
+    pixels = np.clip(np.rint(x.numpy()), 0, 255).astype(np.uint8)
+    if factor > 1:
+        pixels = pixels.repeat(factor, axis=0).repeat(factor, axis=1)
+    height, width = pixels.shape[:2]
+    colour = 0 if pixels.ndim == 2 else 2
+    rows = pixels.reshape(height, -1)
+    raw = b"".join(b"\x00" + rows[i].tobytes() for i in range(height))  # filter 0 per row
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+    png += _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b"")
+    with open(path, "wb") as handle:
+        handle.write(png)
+
+
+@dataclass(frozen=True)
+class ExportedPair:
+    """The files of one exported genuine/adversarial pair.
+
+    Attributes:
+        index: the clip's index in the batch given.
+        folder: the pair's folder.
+        files: ``{"genuine_audio", "adversarial_audio", "genuine_strip", "adversarial_strip",
+            ...}`` paths (only the modalities given).
+        snr_db: audio signal-to-perturbation ratio in dB (``inf`` if untouched, ``None`` without
+            audio).
+        psnr_db: video PSNR in dB (``None`` without video).
+    """
+
+    index: int
+    folder: str
+    files: dict[str, str]
+    snr_db: float | None
+    psnr_db: float | None
+
+
+def export_pairs(
+    out_dir: PathLike,
+    clean: Mapping[str, Tensor],
+    adversarial: Mapping[str, Tensor],
+    *,
+    labels: Tensor | None = None,
+    indices: Sequence[int] | None = None,
+    audio: str = "audio",
+    visual: str = "visual",
+    sample_rate: int = 16000,
+    scale: int = 4,
+    frames: bool = True,
+    seed: int = 0,
+) -> list[ExportedPair]:
+    """Write genuine/adversarial pairs (WAV + PNG) and an XAB trial sheet for a listening test.
+
+    For each chosen clip ``i``, ``out_dir/pair_<i>/`` gets ``genuine.wav``, ``adversarial.wav``,
+    ``genuine_strip.png`` and ``adversarial_strip.png`` (all frames side by side) and, with
+    ``frames``, one PNG per frame in ``genuine_frames/`` and ``adversarial_frames/``.
+    ``out_dir`` also gets ``manifest.csv`` (files, label, SNR, PSNR per pair), the test itself in
+    ``xab/trial_<n>/`` (``A``, ``B`` and ``X`` as ``.wav`` and ``.png``: A and B are the genuine
+    and the adversarial clip in random order, X a copy of one of them) and the answer key
+    ``xab_key.csv`` (which of A and B is genuine, and whether X is A or B): give the volunteers
+    the ``xab`` folder and keep the key. Push-Pull's volunteers scored 53.33%, chance level.
+
+    Args:
+        out_dir: output folder (created).
+        clean: genuine inputs: ``audio`` ``(B, S)`` waveform in [-1, 1] and/or ``visual``
+            ``(B, T, H, W)`` grayscale frames 0–255 (e.g. the attack's inputs).
+        adversarial: the same keys and shapes (e.g. ``AttackResult.inputs``).
+        labels: optional ``(B,)`` or ``(B, T)`` labels, written to the manifest.
+        indices: which clips to export (default: all).
+        audio: the audio modality's name.
+        visual: the video modality's name.
+        sample_rate: audio rate in Hz.
+        scale: PNG up-scaling factor (nearest neighbour).
+        frames: also write one PNG per frame.
+        seed: seed of the A/B order and of the choice of X.
+
+    Returns:
+        One :class:`ExportedPair` per clip.
+
+    Raises:
+        ValueError: neither modality present, or shapes that differ between ``clean`` and
+            ``adversarial``.
+    """
+    names = [m for m in (audio, visual) if m in clean]
+    if not names:
+        raise ValueError(
+            f"clean: expected a {audio!r} and/or a {visual!r} tensor, got keys {sorted(clean)}"
+        )
+    for m in names:
+        if m not in adversarial:
+            raise ValueError(f"adversarial: missing {m!r} (present in clean)")
+        check_tensor(clean[m], f"clean[{m!r}]", ndims=(2,) if m == audio else (4,))
+        if tuple(adversarial[m].shape) != tuple(clean[m].shape):
+            raise ValueError(
+                f"adversarial[{m!r}]: expected shape {tuple(clean[m].shape)} as clean, got "
+                f"{tuple(adversarial[m].shape)}"
+            )
+    batch = int(clean[names[0]].shape[0])
+    chosen = list(range(batch)) if indices is None else [int(i) for i in indices]
+    for i in chosen:
+        if not 0 <= i < batch:
+            raise ValueError(f"indices: expected values in [0, {batch}), got {i}")
+    os.makedirs(out_dir, exist_ok=True)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
+    pairs: list[ExportedPair] = []
+    key: list[list[str]] = []
+    for i in chosen:
+        folder = os.path.join(os.fspath(out_dir), f"pair_{i:03d}")
+        os.makedirs(folder, exist_ok=True)
+        files: dict[str, str] = {}
+        snr = peak = None
+        if audio in names:
+            for kind, source in (("genuine", clean), ("adversarial", adversarial)):
+                files[f"{kind}_audio"] = os.path.join(folder, f"{kind}.wav")
+                write_wav(files[f"{kind}_audio"], source[audio][i], sample_rate)
+            snr = float(
+                snr_db(clean[audio][i : i + 1].float(), adversarial[audio][i : i + 1].float())
+            )
+        if visual in names:
+            for kind, source in (("genuine", clean), ("adversarial", adversarial)):
+                clip = source[visual][i]
+                files[f"{kind}_strip"] = os.path.join(folder, f"{kind}_strip.png")
+                write_png(files[f"{kind}_strip"], torch.cat(list(clip), dim=1), scale=scale)
+                if frames:
+                    sub = os.path.join(folder, f"{kind}_frames")
+                    os.makedirs(sub, exist_ok=True)
+                    for t, frame in enumerate(clip):
+                        write_png(os.path.join(sub, f"frame_{t:04d}.png"), frame, scale=scale)
+            peak = float(
+                psnr(clean[visual][i : i + 1].float(), adversarial[visual][i : i + 1].float())
+            )
+        pairs.append(ExportedPair(i, folder, files, snr, peak))
+        genuine_first = bool(torch.rand(1, generator=gen) < 0.5)
+        x_is_a = bool(torch.rand(1, generator=gen) < 0.5)
+        a, b = ("genuine", "adversarial") if genuine_first else ("adversarial", "genuine")
+        trial = os.path.join(os.fspath(out_dir), "xab", f"trial_{len(key) + 1:03d}")
+        os.makedirs(trial, exist_ok=True)
+        for role, kind in (("A", a), ("B", b), ("X", a if x_is_a else b)):
+            for what, suffix in (("audio", ".wav"), ("strip", ".png")):
+                if f"{kind}_{what}" in files:
+                    shutil.copyfile(files[f"{kind}_{what}"], os.path.join(trial, role + suffix))
+        key.append([f"trial_{len(key) + 1:03d}", f"pair_{i:03d}", a, b, "A" if x_is_a else "B"])
+    _write_rows(
+        os.path.join(os.fspath(out_dir), "manifest.csv"),
+        ["pair", "label", "snr_db", "psnr_db", *sorted({k for p in pairs for k in p.files})],
+        [
+            [
+                f"pair_{p.index:03d}",
+                "" if labels is None else _label_text(labels[p.index]),
+                "" if p.snr_db is None else f"{p.snr_db:.2f}",
+                "" if p.psnr_db is None else f"{p.psnr_db:.2f}",
+                *(
+                    os.path.relpath(p.files[k], out_dir) if k in p.files else ""
+                    for k in sorted({k for q in pairs for k in q.files})
+                ),
+            ]
+            for p in pairs
+        ],
+    )
+    _write_rows(
+        os.path.join(os.fspath(out_dir), "xab_key.csv"),
+        ["trial", "pair", "A", "B", "X is"],
+        key,
+    )
+    return pairs
+
+
+def _label_text(label: Tensor) -> str:
+    values = label.reshape(-1).tolist()
+    return "".join(str(int(v)) for v in values)
+
+
+def _write_rows(path: str, head: list[str], rows: list[list[str]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(head)
+        writer.writerows(rows)

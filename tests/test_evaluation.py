@@ -1,0 +1,332 @@
+"""avrobust.evaluate: the grid, its measures, selection, surrogate, resume after interruption."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import avrobust
+from avrobust.evaluation import (
+    CellResult,
+    EvaluationReport,
+    balanced_subset,
+    correct_samples,
+    evaluate,
+)
+
+T, SPF, SIZE = 6, 64, 8
+
+
+class Toy(nn.Module):
+    """Speaking when the frame is bright and loud: both streams count, attacks can flip it."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(scale))
+        self.register_buffer("proj", torch.linspace(0.5, 1.5, 4))
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> avrobust.AVOutput:
+        b, t = visual.shape[:2]
+        v = visual.mean(dim=(2, 3)) / 255 - 0.5  # (B, T), about +-0.15
+        a = audio.view(b, t, -1).abs().mean(-1) - 0.1  # (B, T), about +-0.1
+        logit = self.scale * (20 * v + 20 * a)
+        logits = torch.stack([-logit, logit], dim=-1)
+        emb = {
+            "audio": (a[..., None] + 1) * self.proj,
+            "visual": (v[..., None] + 1) * self.proj.flip(0),
+        }
+        return avrobust.AVOutput(logits, heads={"audio": logits, "visual": logits}, embeddings=emb)
+
+
+def make_data(n: int = 16, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    labels = (torch.rand(n, T, generator=g) < 0.5).long()
+    labels[0::2, : T // 2 + 1] = 1  # even clips mostly speaking, odd clips mostly not
+    labels[1::2, : T // 2 + 1] = 0
+    sign = labels.float() * 2 - 1
+    visual = 128 + 35 * sign[:, :, None, None] + 5 * torch.randn(n, T, SIZE, SIZE, generator=g)
+    amplitude = (0.1 + 0.05 * sign).repeat_interleave(SPF, dim=1)
+    audio = amplitude * torch.sign(torch.randn(n, T * SPF, generator=g))
+    return {"audio": audio, "visual": visual.clamp(0, 255)}, labels
+
+
+class ClipDataset(Dataset):
+    def __init__(self, data):
+        self.inputs, self.labels = data
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.inputs.items()}, self.labels[i]
+
+
+GRID = {
+    "rules": ["bim", "pgd"],
+    "eps": [100.0, 1000.0],
+    "modalities": ["audio", "visual", "audio+visual"],
+    "steps": 3,
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+def strip(report: EvaluationReport) -> dict:
+    out = report.to_dict()
+    for cell in out["cells"]:
+        cell.pop("seconds")
+    return out
+
+
+def flat(cell: dict) -> dict:
+    out = {}
+    for k, v in cell.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{m}": x for m, x in v.items()})
+        elif isinstance(v, (int, float)):
+            out[k] = v
+    return out
+
+
+def test_grid_cells_and_measures(data) -> None:
+    model = Toy()
+    report = evaluate(model, data, **GRID)
+    assert len(report.cells) == 2 * 2 * 3
+    assert [c.key for c in report.cells[:3]] == [
+        "bim|100.0|audio",
+        "bim|100.0|visual",
+        "bim|100.0|audio+visual",
+    ]
+    clean = report.clean
+    assert 0 < clean["map_all"] <= 1 and clean["samples_total"] == 16
+    assert clean["samples_selected"] == 2 * clean["positives_selected"]  # balanced
+    assert clean["map_selected"] == 1.0  # every selected clip is predicted correctly
+    for cell in report.cells:
+        assert cell.map_clean == 1.0 and 0 <= cell.map_adv <= 1
+        assert 0 <= cell.success_rate <= 1 and 0 <= cell.frame_error_rate <= 1
+        assert set(cell.ecr) == {"audio", "visual"} and all(v >= 0 for v in cell.ecr.values())
+        assert set(cell.snr_db) == set(cell.modalities)  # only attacked modalities
+        assert set(cell.psnr_db) == set(cell.modalities)
+        assert cell.samples == clean["samples_selected"] and cell.frames == cell.samples * T
+    audio_only = report.cell("bim", 100.0, "audio")
+    assert audio_only.ecr["visual"] == 0.0  # the video was not touched
+    assert audio_only.linf["audio"] <= 100 * 1e-4 + 1e-6  # eps_a = eps_av * 1e-4
+    visual_only = report.cell("bim", 100.0, ("visual",))
+    assert visual_only.ecr["audio"] == 0.0 and visual_only.linf["visual"] <= 10.0 + 1e-4
+    strong = report.cell("pgd", 1000.0, "audio+visual")
+    assert strong.map_adv < 1.0 and strong.success_rate > 0  # a large budget flips the toy
+    assert strong.map_adv <= report.cell("pgd", 100.0, "audio+visual").map_adv
+    assert strong.snr_db["audio"] < audio_only.snr_db["audio"]  # a larger budget is louder
+    with pytest.raises(KeyError, match=r"no cell 'mim\|100.0\|audio'"):
+        report.cell("mim", 100, "audio")
+
+
+def test_model_state_is_left_alone(data) -> None:
+    model = Toy().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate(
+        model, data, rules=["bim"], eps=[100.0], modalities=["visual"], steps=1, progress=False
+    )
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_data_sources_agree(data) -> None:
+    model = Toy()
+    grid = {**GRID, "rules": ["bim"], "eps": [1000.0], "modalities": ["audio+visual"]}
+    from_tuple = strip(evaluate(model, data, batch_size=5, **grid))
+    from_dataset = strip(evaluate(model, ClipDataset(data), batch_size=5, **grid))
+    loader = DataLoader(ClipDataset(data), batch_size=5, shuffle=False)
+    from_loader = strip(evaluate(model, loader, **grid))
+    assert from_tuple["selection"] == from_dataset["selection"] == from_loader["selection"]
+    for a, b, c in zip(from_tuple["cells"], from_dataset["cells"], from_loader["cells"]):
+        assert flat(a) == pytest.approx(flat(b)) and flat(a) == pytest.approx(flat(c))
+
+
+def test_interrupt_and_resume_computes_each_cell_once(data, tmp_path) -> None:
+    model = Toy()
+    reference = strip(evaluate(model, data, seed=3, **GRID))
+    path = tmp_path / "results.jsonl"
+    computed: list[str] = []
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_five(cell: CellResult) -> None:
+        computed.append(cell.key)
+        if len(computed) == 5:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        evaluate(model, data, seed=3, results_file=path, on_cell=stop_after_five, **GRID)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0]["kind"] == "meta" and sum(r["kind"] == "cell" for r in lines) == 5
+    with path.open("a") as handle:  # an interruption in the middle of writing a line
+        handle.write('{"kind": "cell", "key": "pgd|1')
+    resumed = evaluate(
+        model, data, seed=3, results_file=path, on_cell=lambda c: computed.append(c.key), **GRID
+    )
+    assert len(computed) == 12 and len(set(computed)) == 12  # no finished cell computed twice
+    assert strip(resumed) == reference  # the same numbers as an uninterrupted run
+    again: list[str] = []
+    rerun = evaluate(
+        model, data, seed=3, results_file=path, on_cell=lambda c: again.append(c.key), **GRID
+    )
+    assert again == [] and strip(rerun) == reference  # a finished file is only read
+    assert strip(EvaluationReport.from_results_file(path)) == reference
+
+
+def test_results_file_of_another_evaluation_is_refused(data, tmp_path) -> None:
+    path = tmp_path / "r.jsonl"
+    grid = {**GRID, "rules": ["bim"], "eps": [100.0], "modalities": ["audio"]}
+    evaluate(Toy(), data, results_file=path, **grid)
+    with pytest.raises(ValueError, match=r"holds results of a different evaluation .*'steps'"):
+        evaluate(Toy(), data, results_file=path, **{**grid, "steps": 2})
+    with pytest.raises(ValueError, match=r"different evaluation .*'model'"):
+        evaluate(Toy(scale=2.0), data, results_file=path, **grid)  # other weights
+    fresh = evaluate(Toy(), data, results_file=path, resume=False, **{**grid, "steps": 2})
+    assert fresh.config["steps"] == 2 and len(path.read_text().splitlines()) == 2
+
+
+def test_surrogate_crafts_and_target_scores(data) -> None:
+    target = Toy()
+    flat = Toy(scale=0.0)  # zero gradients: its "attack" changes nothing
+    grid = {**GRID, "rules": ["bim"], "eps": [1000.0], "modalities": ["audio+visual"]}
+    white = evaluate(target, data, **grid).cells[0]
+    black = evaluate(target, data, surrogate=flat, **grid)
+    assert black.config["surrogate"] is True
+    assert black.cells[0].map_adv == 1.0 and white.map_adv < 1.0
+    transfer = evaluate(target, data, surrogate=Toy(scale=0.5), **grid).cells[0]
+    assert transfer.map_adv == pytest.approx(white.map_adv)  # same gradient sign, same attack
+
+
+def test_objectives(data) -> None:
+    grid = {**GRID, "rules": ["bim"], "eps": [1000.0], "modalities": ["visual"]}
+    seen = []
+
+    def objective(out: avrobust.AVOutput, labels: torch.Tensor) -> torch.Tensor:
+        seen.append(out.logits.shape)
+        return nn.functional.cross_entropy(
+            out.logits.transpose(1, 2), labels, reduction="none"
+        ).mean(1)
+
+    for value in ("training", "inference", objective):
+        report = evaluate(Toy(), data, objective=value, **grid)
+        assert 0 <= report.cells[0].map_adv < 1
+    assert seen and report.config["objective"].endswith("objective")
+
+
+def test_select_options(data) -> None:
+    grid = {**GRID, "rules": ["bim"], "eps": [100.0], "modalities": ["audio"]}
+    every = evaluate(Toy(), data, select="all", balance=False, **grid)
+    assert every.selection == list(range(16)) and every.clean["samples_selected"] == 16
+    some = evaluate(Toy(), data, select=[0, 1, 2, 3, 5], per_class=2, **grid)
+    assert len(some.selection) == 4 and set(some.selection) <= {0, 1, 2, 3, 5}
+    ids, correct, positive = correct_samples(Toy(), data)
+    assert ids == list(range(16)) and positive == [i % 2 == 0 for i in range(16)]
+    assert all(correct)
+    with pytest.raises(ValueError, match=r"select: clip indices \[99\] are not in the data"):
+        evaluate(Toy(), data, select=[0, 99], **grid)
+
+
+def test_balanced_subset() -> None:
+    chosen = balanced_subset(list(range(10)), [i < 3 for i in range(10)], seed=1)
+    assert len(chosen) == 6 and sum(i < 3 for i in chosen) == 3
+    assert chosen == balanced_subset(list(range(10)), [i < 3 for i in range(10)], seed=1)
+    with pytest.raises(ValueError, match=r"cannot balance .*0 speaking and 2 not-speaking"):
+        balanced_subset([1, 2], [False, False])
+    with pytest.raises(ValueError, match=r"per_class: asked for 5 clips per class, but only 3"):
+        balanced_subset(list(range(10)), [i < 3 for i in range(10)], per_class=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"rules": ["cw"]},
+            ValueError,
+            r"rules\[0\]: expected one of \['bim', 'fgsm', 'mim', 'pgd'\], got 'cw'",
+        ),
+        ({"rules": []}, TypeError, r"rules: expected a non-empty list"),
+        ({"eps": [0.0]}, ValueError, r"eps\[0\]: must be a finite number > 0, got 0"),
+        ({"eps": [1.0, 1.0]}, ValueError, r"eps: expected distinct values"),
+        ({"modalities": ["depth"]}, ValueError, r"modalities: no budget for \['depth'\]"),
+        ({"modalities": "audio"}, TypeError, r"modalities: expected a list of modality sets"),
+        (
+            {"select": "best"},
+            ValueError,
+            r"select: expected one of \['all', 'correct'\], got 'best'",
+        ),
+        (
+            {"objective": "loss"},
+            ValueError,
+            r"objective: expected one of \['inference', 'training'\]",
+        ),
+        ({"steps": 0}, ValueError, r"steps: must be >= 1, got 0"),
+        ({"min_accuracy": 2.0}, ValueError, r"min_accuracy: must be a number in \[0, 1\], got 2"),
+        ({"resume": "yes"}, TypeError, r"resume: expected a bool"),
+    ],
+)
+def test_argument_errors(data, kwargs, error, match) -> None:
+    with pytest.raises(error, match=match):
+        evaluate(Toy(), data, **{**GRID, **kwargs})
+
+
+def test_data_errors() -> None:
+    with pytest.raises(TypeError, match=r"data: expected a map-style Dataset .*got int"):
+        evaluate(Toy(), 3, **GRID)
+    inputs, labels = make_data(4)
+    with pytest.raises(ValueError, match=r"data: inputs and labels must share the batch size"):
+        evaluate(Toy(), (inputs, labels[:2]), **GRID)
+    with pytest.raises(TypeError, match=r"data\[1\]: expected integer labels"):
+        evaluate(Toy(), (inputs, labels.float()), **GRID)
+    with pytest.raises(TypeError, match=r"model: expected a torch.nn.Module"):
+        evaluate("model", (inputs, labels), **GRID)  # type: ignore[arg-type]
+
+
+def test_report_outputs(data, tmp_path) -> None:
+    report = evaluate(Toy(), data, **GRID)
+    text = report.table()
+    lines = text.splitlines()
+    assert len(lines) == 2 + len(report.cells) and "ECR audio" in lines[1] and "mAP adv" in lines[1]
+    assert lines[0].startswith("clean mAP")
+    files = report.save(tmp_path, "r")
+    assert {p.split("/")[-1] for p in files} == {
+        "r.csv",
+        "r.json",
+        "r.txt",
+        "r_map.png",
+        "r_ecr.png",
+    }
+    for png in ("r_map.png", "r_ecr.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (tmp_path / "r.csv").read_text().splitlines()
+    assert rows[0].startswith("rule,eps,attacked,map_clean,map_adv") and len(rows) == 13
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert len(saved["cells"]) == 12 and saved["clean"] == report.clean
+    assert all(math.isfinite(r["map_adv"]) for r in report.rows())
+
+
+def test_plots_say_what_to_install(data, tmp_path, monkeypatch) -> None:
+    report = evaluate(Toy(), data, **{**GRID, "rules": ["bim"], "eps": [100.0]})
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'avrobust\[plots\]'"):
+        report.plot_map(tmp_path / "x.png")
+    files = report.save(tmp_path, "no_plots")  # saving still works, without the PNGs
+    assert not any(f.endswith(".png") for f in files)
+
+
+def test_progress_bar(data, capsys) -> None:
+    evaluate(Toy(), data, **{**GRID, "rules": ["bim"], "eps": [100.0], "progress": True})
+    assert "attack cells" in capsys.readouterr().err
