@@ -30,7 +30,7 @@ with BIM, MIM and PGD on the audio, the video and both over an eps_av grid; writ
 table, Fig.-3-like plots and a summary of which Push-Pull findings held.
 
 Trained models and finished attack cells are cached in OUT, so a rerun only evaluates (and an
-interrupted run resumes). The default run takes about 10 minutes on 2 CPU cores; --quick about 2.
+interrupted run resumes). The default run takes about 6 minutes on 2 CPU cores; --quick under 2.
 
 examples:
   avrobust demo                       # the full demo into ./avrobust-demo
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
-        "--quick", action="store_true", help="a smoke run of every step (about 2 minutes)"
+        "--quick", action="store_true", help="a smoke run of every step (under 2 minutes)"
     )
     demo.add_argument("--preset", choices=["default", "quick", "test"], help=argparse.SUPPRESS)
     demo.add_argument(

@@ -1,9 +1,17 @@
-"""The ``avrobust`` command: the demo end to end (smallest preset), evaluate, and error messages."""
+"""The ``avrobust`` command: the demo end to end, evaluate, and error messages.
+
+The demo's outputs are checked twice: on the ``test`` preset (minimal sizes, run in-process, also
+used to test the caches) and on ``avrobust demo --quick`` run as a command in a subprocess, as a
+user runs it.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -13,7 +21,7 @@ from avrobust.cli import main
 
 RULES = ("bim", "mim", "pgd")
 MODELS = ("A", "B", "C", "D", "E")
-VERDICTS = ("held", "did not hold", "partly", "not tested")
+VERDICTS = ("held", "did not hold", "partly", "no clear difference", "not tested")
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +31,32 @@ def demo_run(tmp_path_factory):
     return main(["demo", "--preset", "test", "--out", str(out), "--quiet"]), out
 
 
-def test_demo_writes_every_output(demo_run) -> None:
-    code, out = demo_run
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """``python -m avrobust demo --quick`` in a subprocess (about a minute on 2 cores)."""
+    out = tmp_path_factory.mktemp("quick")
+    env = {**os.environ, "PYTHONWARNINGS": "error::UserWarning"}  # no stray warnings either
+    done = subprocess.run(
+        [sys.executable, "-m", "avrobust", "demo", "--quick", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.returncode, out
+
+
+@pytest.fixture(params=["test", "quick"])
+def demo_output(request):
+    """``(preset name, output folder)`` of each demo run."""
+    code, out = request.getfixturevalue("demo_run" if request.param == "test" else "quick_run")
     assert code == 0
+    return request.param, out
+
+
+def test_demo_writes_every_output(demo_output) -> None:
+    _, out = demo_output
     for name in (
         "table.md",
         "table.csv",
@@ -46,8 +77,8 @@ def test_demo_writes_every_output(demo_run) -> None:
     assert len(list((out / "results").glob("*.jsonl"))) == 7  # 5 models + 2 extras
 
 
-def test_demo_table_has_every_row_and_column(demo_run) -> None:
-    _, out = demo_run
+def test_demo_table_has_every_row_and_column(demo_output) -> None:
+    _, out = demo_output
     with open(out / "table.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["model"] for r in rows] == list(MODELS)
@@ -70,11 +101,14 @@ def test_demo_table_has_every_row_and_column(demo_run) -> None:
     assert "Clean mAP (%)" in table and "Adv. training" in table
 
 
-def test_demo_results_and_summary(demo_run) -> None:
-    _, out = demo_run
+def test_demo_results_and_summary(demo_output) -> None:
+    preset, out = demo_output
+    n_eps = len(avrobust.demo.PRESETS[preset].eps_grid)
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 5 * 3 * 3 + 3 + 1  # models x rules x modality sets, + the two extras
+    # models x rules x modality sets x eps, + the extras: inference-aware (3 rules at the table's
+    # eps) and transfer (PGD at every eps)
+    assert len(rows) == 5 * 3 * 3 * n_eps + 3 + n_eps
     for row in rows:
         assert 0 <= float(row["map_adv"]) <= 100 and 0 <= float(row["success_rate"]) <= 1
     assert {r["attacked"] for r in rows} == {"audio", "visual", "audio+visual"}
@@ -106,6 +140,22 @@ def test_demo_rerun_only_reads_its_caches(demo_run, monkeypatch, capsys) -> None
     printed = capsys.readouterr().out
     assert printed.count("loaded from cache") == 5
     assert "Table 1 (demo)" in printed and "| (E)" in printed and "Push-Pull findings" in printed
+
+
+@pytest.mark.parametrize(
+    ("gains", "verdict"),
+    [
+        ([3.0, 2.5], "held"),
+        ([-3.0, -4.0], "did not hold"),
+        ([1.9, -2.0, 0.0], "no clear difference"),
+        ([3.0, 1.0], "partly"),
+        ([3.0, -3.0], "partly"),
+        ([], "not tested"),
+    ],
+)
+def test_model_comparisons_call_small_gaps_ties(gains, verdict) -> None:
+    # the demo's "B > A"-style findings: gains in mAP points against a 2-point margin
+    assert avrobust.demo._compare_verdict(gains, 2.0) == verdict
 
 
 def test_evaluate_a_demo_checkpoint(demo_run, tmp_path, capsys) -> None:
