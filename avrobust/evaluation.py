@@ -41,6 +41,7 @@ from .attacks import Budget, MultimodalAttack, preserve_model_state, push_pull_b
 from .attacks.rules import StepRule, as_rule
 from .metrics import ava_average_precision, max_abs, psnr, snr_db
 from .metrics.functional import ecr_per_frame
+from .metrics.ri import RobustnessRow
 
 __all__ = [
     "CellResult",
@@ -182,6 +183,34 @@ class EvaluationReport:
             if cell.key == key:
                 return cell
         raise KeyError(f"no cell {key!r}; the report has {[c.key for c in self.cells]}")
+
+    def robustness_row(
+        self, rule: str, eps: float, audio: str = "audio", visual: str = "visual"
+    ) -> RobustnessRow:
+        """The row of Tian & Xu's robustness table at one rule and budget, in mAP %.
+
+        ``clean`` is the clean mAP of the attacked clips (of the joint cell: the same clips in
+        every cell); ``audio``, ``visual`` and ``audiovisual`` are the mAP under the attack on
+        the audio only, the video only and both. Compare two models' rows with
+        :meth:`RobustnessRow.ri <avrobust.metrics.ri.RobustnessRow.ri>` or print several with
+        :func:`avrobust.metrics.ri.robustness_table`. Tian & Xu report accuracy; for
+        active-speaker detection the report's measure is frame mAP.
+
+        Args:
+            rule: the rule's name, e.g. ``"pgd"``.
+            eps: the budget, one of the grid's.
+            audio, visual: the names of the two modalities in this report.
+
+        Raises:
+            KeyError: the grid lacks one of the three cells (the message lists those it has).
+        """
+        joint = self.cell(rule, eps, (audio, visual))
+        return RobustnessRow(
+            clean=100 * joint.map_clean,
+            audio=100 * self.cell(rule, eps, (audio,)).map_adv,
+            visual=100 * self.cell(rule, eps, (visual,)).map_adv,
+            audiovisual=100 * joint.map_adv,
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per cell (the CSV rows): mAP in %, ECR, SNR/PSNR per modality."""

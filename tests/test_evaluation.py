@@ -131,6 +131,24 @@ def test_grid_cells_and_measures(data) -> None:
         report.cell("mim", 100, "audio")
 
 
+def test_robustness_row_reads_the_three_cells_and_gives_ri(data) -> None:
+    report = evaluate(Toy(), data, **GRID)
+    row = report.robustness_row("pgd", 1000.0)
+    assert row.clean == 100 * report.cell("pgd", 1000.0, "audio+visual").map_clean
+    assert row.audio == 100 * report.cell("pgd", 1000.0, "audio").map_adv
+    assert row.visual == 100 * report.cell("pgd", 1000.0, "visual").map_adv
+    assert row.audiovisual == 100 * report.cell("pgd", 1000.0, "audio+visual").map_adv
+    weak = report.robustness_row("pgd", 100.0)
+    # RI as the slides define it, written out: (clean + mean of the three attacked) differences
+    by_hand = (weak.clean + (weak.audio + weak.visual + weak.audiovisual) / 3) - (
+        row.clean + (row.audio + row.visual + row.audiovisual) / 3
+    )
+    assert weak.ri(row) == pytest.approx(by_hand) and by_hand > 0  # the smaller budget is milder
+    only_joint = evaluate(Toy(), data, **{**GRID, "modalities": ["audio+visual"]})
+    with pytest.raises(KeyError, match=r"no cell 'pgd\|1000\.0\|audio'"):
+        only_joint.robustness_row("pgd", 1000.0)
+
+
 def test_model_state_is_left_alone(data) -> None:
     model = Toy().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
