@@ -775,6 +775,20 @@ def _model_fingerprint(model: nn.Module | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def _budget_repr(budgets: BudgetFn, eps: list[float]) -> dict[str, dict[str, str]]:
+    """``{eps: {modality: repr(budget)}}``: what the budgets are, whatever the function's name."""
+    out = {}
+    for e in eps:
+        given = budgets(e)
+        if not isinstance(given, Mapping):
+            raise TypeError(
+                f"budgets: expected budgets(eps) to return a dict {{modality: Budget}}, got "
+                f"{describe(given)} at eps={e:g}"
+            )
+        out[repr(e)] = {str(m): repr(b) for m, b in given.items()}
+    return out
+
+
 def _cell_seed(seed: int, key: str) -> int:
     return int(hashlib.sha256(f"{seed}|{key}".encode()).hexdigest()[:12], 16)
 
@@ -819,12 +833,20 @@ def _append(path: PathLike, record: Mapping[str, Any]) -> None:
 
 
 def _start_file(path: PathLike) -> None:
-    """Drop a half-written last line left by an interruption, so appends start on a new line."""
+    """Drop a half-written last line left by an interruption (a whole one only gets its newline
+    back), so appends start on a new line; :func:`_read_results` reads the same lines."""
     with open(path) as handle:
         text = handle.read()
-    if text and not text.endswith("\n"):
+    body = text[:-1] if text.endswith("\n") else text
+    head, _, last = body.rpartition("\n")
+    try:
+        json.loads(last)
+        fixed = body + "\n"
+    except json.JSONDecodeError:
+        fixed = head + "\n" if head else ""
+    if fixed != text:
         with open(path, "w") as handle:
-            handle.write(text[: text.rfind("\n") + 1])
+            handle.write(fixed)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -950,7 +972,7 @@ def evaluate(
         )
     check_int(steps, "steps", min_value=1)
     if isinstance(objective, str):
-        check_choice(objective, "objective", ("training", "inference"))
+        objective = check_choice(objective, "objective", ("training", "inference"))
     elif not callable(objective):
         raise TypeError(
             f"objective: expected 'training', 'inference' or a callable, got {describe(objective)}"
@@ -958,13 +980,15 @@ def evaluate(
     accuracy = _check_fraction(min_accuracy, "min_accuracy")
     check_int(seed, "seed", min_value=0)
     if isinstance(select, str):
-        check_choice(select, "select", ("correct", "all"))
+        select = check_choice(select, "select", ("correct", "all"))
     elif not isinstance(select, Sequence) or not all(
         isinstance(i, int) and not isinstance(i, bool) for i in select
     ):
         raise TypeError(
             f"select: expected 'correct', 'all' or a list of clip indices, got {describe(select)}"
         )
+    if per_class is not None:
+        check_int(per_class, "per_class", min_value=1)
     for name, flag in (("balance", balance), ("resume", resume), ("progress", progress)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name}: expected a bool, got {describe(flag)}")
@@ -978,6 +1002,7 @@ def evaluate(
         "eps": eps_list,
         "eps_name": "eps_av" if budgets is push_pull_budgets else "eps",
         "budgets": _name_of(budgets),
+        "budget_repr": _budget_repr(budgets, eps_list),
         "modalities": ["+".join(s) for s in sets],
         "steps": steps,
         "objective": _name_of(objective),
@@ -988,6 +1013,10 @@ def evaluate(
         "per_class": per_class,
         "min_accuracy": accuracy,
         "seed": seed,
+        "score_fn": None if score_fn is None else _name_of(score_fn),
+        "ecr_embeddings": None
+        if ecr_embeddings is None
+        else {str(k): str(v) for k, v in ecr_embeddings.items()},
         "samples": source.size(),
         "model": _model_fingerprint(model),
         "surrogate_model": _model_fingerprint(surrogate),
@@ -1188,7 +1217,9 @@ class _CellRunner:
         peak: dict[str, list[Tensor]] = {m: [] for m in mods}
         linf: dict[str, float] = dict.fromkeys(mods, 0.0)
         success = errors = clips = frames = 0
-        for number, (_, (inputs, labels)) in enumerate(self.source.batches(self.selection)):
+        seen: list[int] = []
+        for number, (part, (inputs, labels)) in enumerate(self.source.batches(self.selection)):
+            seen += part
             missing_inputs = [m for m in mods if m not in inputs]
             if missing_inputs:
                 raise ValueError(
@@ -1227,8 +1258,13 @@ class _CellRunner:
                 if bounds is not None and math.isfinite(bounds[1] - bounds[0]):
                     peak[m].append(psnr(x, x_adv, data_range=bounds[1] - bounds[0]).cpu())
                 linf[m] = max(linf[m], float(max_abs(x, x_adv).max()))
-        if clips == 0:
-            raise ValueError("select: no clip to attack")
+        if seen != self.selection:
+            raise ValueError(
+                f"data: a second pass over it gave {len(seen)} of the {len(self.selection)} "
+                "selected clips; pass data that gives the same clips every time it is iterated "
+                "(a Dataset, a list of batches, a DataLoader without shuffling), not a one-shot "
+                "iterator such as a generator"
+            )
         scores_clean, scores_adv = torch.cat(clean_scores), torch.cat(adv_scores)
         truth = torch.cat(frame_labels)
         return CellResult(

@@ -155,8 +155,9 @@ def export_pairs(
         One :class:`ExportedPair` per clip.
 
     Raises:
-        ValueError: neither modality present, or shapes that differ between ``clean`` and
-            ``adversarial``.
+        ValueError: neither modality present, shapes that differ between ``clean`` and
+            ``adversarial``, or ``labels`` of another batch size.
+        TypeError: a given modality or ``labels`` that is not a tensor.
     """
     names = [m for m in (audio, visual) if m in clean]
     if not names:
@@ -167,12 +168,19 @@ def export_pairs(
         if m not in adversarial:
             raise ValueError(f"adversarial: missing {m!r} (present in clean)")
         check_tensor(clean[m], f"clean[{m!r}]", ndims=(2,) if m == audio else (4,))
+        check_tensor(adversarial[m], f"adversarial[{m!r}]")
         if tuple(adversarial[m].shape) != tuple(clean[m].shape):
             raise ValueError(
                 f"adversarial[{m!r}]: expected shape {tuple(clean[m].shape)} as clean, got "
                 f"{tuple(adversarial[m].shape)}"
             )
     batch = int(clean[names[0]].shape[0])
+    if labels is not None:
+        check_tensor(labels, "labels", ndims=(1, 2))
+        if labels.shape[0] != batch:
+            raise ValueError(
+                f"labels: expected {batch} clips (as the inputs), got shape {tuple(labels.shape)}"
+            )
     chosen = list(range(batch)) if indices is None else [int(i) for i in indices]
     for i in chosen:
         if not 0 <= i < batch:

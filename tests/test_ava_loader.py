@@ -112,9 +112,10 @@ def test_length_batches_and_collate(tree) -> None:
     assert length_batches(data.lengths, max_frames=12) == [[0, 1], [3], [2]]
     assert length_batches(data.lengths, max_frames=12, equal_lengths=False) == [[0, 1], [3, 2]]
     assert length_batches(data.lengths, max_frames=100, max_clips=1) == [[0], [1], [3], [2]]
-    inputs, labels = collate_clips([data[3], data[2]])  # cut to the shorter track (4 frames)
+    inputs, labels = collate_clips([data[0], data[2]])  # cut to the shorter track (4 frames)
     assert inputs["visual"].shape == (2, 4, 16, 16) and labels.shape == (2, 4)
-    assert inputs["audio"].shape[0] == 2 and inputs["audio"].shape[1] in (2133, 2134)
+    assert inputs["audio"].shape == (2, 4 * 640)  # 25 fps: the samples of those 4 frames
+    assert torch.equal(inputs["audio"][0], data[0][0]["audio"][: 4 * 640])
     loader = DataLoader(
         data, batch_sampler=length_batches(data.lengths, 12), collate_fn=collate_clips
     )
@@ -142,6 +143,30 @@ def test_predictions_in_the_ava_format(tree, tmp_path) -> None:
     short = {**truth, "vid_bbbbbbb_1000_1060:1": torch.zeros(2)}
     with pytest.raises(ValueError, match=r"scores\['vid_bbbbbbb_1000_1060:1'\]: expected 4 scores"):
         write_predictions(path, data.ground_truth_csv, short)
+
+
+def test_collate_refuses_clips_at_different_frame_rates(tree) -> None:
+    data = AVAActiveSpeaker(tree, face_size=16)
+    # 30 fps (533.3 samples per frame) with 25 fps (640): no common cut keeps both aligned
+    with pytest.raises(ValueError, match=r"items: .*same audio samples per video frame"):
+        collate_clips([data[3], data[2]])
+
+
+def test_length_batches_refuses_empty_tracks_anywhere() -> None:
+    with pytest.raises(ValueError, match=r"lengths\[1\]: expected >= 1 frame, got 0"):
+        length_batches([5, 0], 10, equal_lengths=False)
+
+
+def test_predict_entities_does_not_mix_frame_rates(tree) -> None:
+    from avrobust.models import TalkNet
+
+    torch.manual_seed(0)
+    model = TalkNet("tiny", face_size=16).eval()
+    data = AVAActiveSpeaker(tree, face_size=16, max_frames=4)  # 25 and 30 fps, all 4 frames
+    assert data.lengths == [4, 4, 4, 4] and {e.fps for e in data.entries} == {25.0, 30.0}
+    scores = predict_entities(model, data)
+    single = predict_entities(model, data, max_frames=1)  # one track per forward
+    assert all(torch.allclose(scores[k], single[k], atol=1e-5) for k in scores)
 
 
 def test_predict_and_evaluate_with_a_model(tree, tmp_path) -> None:
@@ -184,6 +209,10 @@ def test_errors(tree, tmp_path) -> None:
         AVAActiveSpeaker(tree, "dev")
     with pytest.raises(ValueError, match=r"entities: 1 ids are not in"):
         AVAActiveSpeaker(tree, entities=["nobody"])
+    with pytest.raises(  # in the CSV, but not at the frame rate asked for
+        ValueError, match=r"entities: 1 ids are not among the tracks at fps=25 in .*val_loader"
+    ):
+        AVAActiveSpeaker(tree, fps=25, entities=["vid_ccccccc_1100_1160:1"])
     bad = tmp_path / "bad.csv"
     bad.write_text("entity\t3\t25\t[0,1,1]\t0\nentity2\tthree\t25\t[0]\t1\n")
     with pytest.raises(ValueError, match=r"bad.csv:2: expected numFrames \(int\)"):

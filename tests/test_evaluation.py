@@ -294,6 +294,8 @@ def test_balanced_subset() -> None:
         ({"steps": 0}, ValueError, r"steps: must be >= 1, got 0"),
         ({"min_accuracy": 2.0}, ValueError, r"min_accuracy: must be a number in \[0, 1\], got 2"),
         ({"resume": "yes"}, TypeError, r"resume: expected a bool"),
+        ({"per_class": 0, "balance": False}, ValueError, r"per_class: must be >= 1, got 0"),
+        ({"per_class": 1.5}, TypeError, r"per_class: expected an int, got 1.5"),
     ],
 )
 def test_argument_errors(data, kwargs, error, match) -> None:
@@ -348,3 +350,82 @@ def test_plots_say_what_to_install(data, tmp_path, monkeypatch) -> None:
 def test_progress_bar(data, capsys) -> None:
     evaluate(Toy(), data, **{**GRID, "rules": ["bim"], "eps": [100.0], "progress": True})
     assert "attack cells" in capsys.readouterr().err
+
+
+def test_choice_arguments_are_case_insensitive(data) -> None:
+    inputs, labels = data
+    labels = labels.clone()
+    labels[:4] = 1 - labels[:4]  # clips 0-3 are now predicted wrongly
+    grid = {**GRID, "rules": ["bim"], "eps": [100.0], "modalities": ["audio"]}
+    lower = evaluate(Toy(), (inputs, labels), select="correct", **grid)
+    upper = evaluate(Toy(), (inputs, labels), select="Correct", objective="Training", **grid)
+    assert upper.selection == lower.selection and min(upper.selection) >= 4
+    assert upper.config["select"] == "correct" and upper.config["objective"] == "training"
+
+
+def test_resume_refuses_other_budgets_scores_or_embeddings(data, tmp_path) -> None:
+    path = tmp_path / "r.jsonl"
+    grid = {**GRID, "rules": ["bim"], "eps": [100.0], "modalities": ["audio"], "results_file": path}
+
+    def small(eps: float) -> dict:
+        return {"audio": avrobust.Linf(eps * 1e-4, bounds=(-1, 1))}
+
+    def large(eps: float) -> dict:
+        return {"audio": avrobust.Linf(eps * 1e-3, bounds=(-1, 1))}
+
+    large.__qualname__ = small.__qualname__  # same name, other budgets
+    evaluate(Toy(), data, budgets=small, **grid)
+    with pytest.raises(ValueError, match=r"different evaluation .*'budget_repr'"):
+        evaluate(Toy(), data, budgets=large, **grid)
+    with pytest.raises(ValueError, match=r"different evaluation .*'score_fn'"):
+        evaluate(Toy(), data, budgets=small, score_fn=lambda out: out.logits[..., 1], **grid)
+    with pytest.raises(ValueError, match=r"different evaluation .*'ecr_embeddings'"):
+        evaluate(Toy(), data, budgets=small, ecr_embeddings={"audio": "visual"}, **grid)
+    with pytest.raises(TypeError, match=r"budgets: expected budgets\(eps\) to return a dict"):
+        evaluate(Toy(), data, budgets=lambda eps: eps, **{**grid, "results_file": None})
+
+
+def test_resume_keeps_a_finished_last_line_without_newline(data, tmp_path) -> None:
+    path = tmp_path / "r.jsonl"
+    grid = {**GRID, "rules": ["bim"], "eps": [100.0], "results_file": path}
+    reference = strip(evaluate(Toy(), data, **grid))
+    text = path.read_text()
+    lines = text.splitlines()
+    path.write_text("\n".join(lines[:3]))  # meta + 2 cells, the newline of the last one lost
+    computed: list[str] = []
+    resumed = evaluate(Toy(), data, on_cell=lambda c: computed.append(c.key), **grid)
+    assert computed == [json.loads(lines[3])["key"]]  # only the missing cell
+    assert strip(resumed) == reference  # the same numbers
+
+    def keys() -> list:
+        text = path.read_text()
+        assert text.endswith("\n")
+        return [json.loads(line).get("key") for line in text.splitlines()]
+
+    assert keys() == [json.loads(line).get("key") for line in lines]  # no finished line lost
+    path.write_text(lines[0])  # only the meta line, without its newline
+    evaluate(Toy(), data, **grid)
+    assert keys() == [json.loads(line).get("key") for line in lines]
+
+
+def test_data_that_gives_other_clips_on_a_second_pass_is_refused(data) -> None:
+    inputs, labels = data
+    grid = {**GRID, "rules": ["bim"], "eps": [100.0], "modalities": ["audio"]}
+
+    def batches(stop: int):
+        for i in range(0, stop, 4):
+            yield {k: v[i : i + 4] for k, v in inputs.items()}, labels[i : i + 4]
+
+    class Shrinking:
+        passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            return batches(16 if self.passes == 1 else 8)
+
+    with pytest.raises(ValueError, match=r"data: a second pass over it gave 0 of the \d+ selected"):
+        evaluate(Toy(), batches(16), **grid)  # a generator: empty the second time
+    with pytest.raises(
+        ValueError, match=r"data: a second pass over it gave \d+ of the \d+ selected"
+    ):
+        evaluate(Toy(), Shrinking(), **grid)

@@ -138,7 +138,7 @@ def test_export_audio_only(tmp_path, pair) -> None:
 
 
 def test_export_errors(tmp_path, pair) -> None:
-    clean, adversarial, _ = pair
+    clean, adversarial, labels = pair
     with pytest.raises(ValueError, match=r"clean: expected a 'audio' and/or a 'visual' tensor"):
         export_pairs(tmp_path, {"depth": clean["audio"]}, adversarial)
     with pytest.raises(ValueError, match=r"adversarial\['visual'\]: expected shape \(3, 2, 8, 8\)"):
@@ -147,3 +147,10 @@ def test_export_errors(tmp_path, pair) -> None:
         export_pairs(tmp_path, clean, {"visual": adversarial["visual"]})
     with pytest.raises(ValueError, match=r"indices: expected values in \[0, 3\), got 5"):
         export_pairs(tmp_path, clean, adversarial, indices=[5])
+    with pytest.raises(TypeError, match=r"adversarial\['audio'\]: expected a torch.Tensor"):
+        export_pairs(tmp_path, clean, {**adversarial, "audio": adversarial["audio"].numpy()})
+    with pytest.raises(
+        ValueError, match=r"labels: expected 3 clips \(as the inputs\), got shape \(2, 2\)"
+    ):
+        export_pairs(tmp_path / "l", clean, adversarial, labels=labels[:2])
+    assert not (tmp_path / "l").exists()  # refused before anything is written

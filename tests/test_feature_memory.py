@@ -125,6 +125,21 @@ def test_errors_name_the_argument():
         FeatureMemory({"audio": bank}).bank("visual")
 
 
+def test_module_errors_name_the_modality():
+    feats, bank = problem()
+    mem = FeatureMemory({"audio": bank})
+    with pytest.raises(ValueError, match=r"features\['audio'\]: expected width D = 24"):
+        mem({"audio": feats[:, :23]})
+    with pytest.raises(ValueError, match=r"features\['audio'\]: expected a tensor with 2 dim"):
+        mem({"audio": feats[None]})
+
+
+def test_converged_flag_is_tested_at_the_last_iteration():
+    """An identity bank is solved exactly by one step of 1/L: max_iter=1 has converged."""
+    result = sparse_code(torch.tensor([[1.0, -2.0]]), torch.eye(2), lam=0.2, max_iter=1)
+    assert result.iterations == 1 and result.converged
+
+
 # --------------------------------------------------------------------------- the module
 
 
@@ -206,3 +221,5 @@ def test_collect_features_and_memory_inside_a_model_train_time():
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     with pytest.raises(KeyError, match="'depth' not in the model's embeddings"):
         collect_features(model, batches, modalities=("depth",))
+    with pytest.raises(ValueError, match="limit: must be >= 1, got -1"):
+        collect_features(model, batches, limit=-1)

@@ -61,6 +61,16 @@ def test_unmixed_modality_is_untouched_and_counts_as_lambda_one():
     torch.testing.assert_close(out.targets, lam * onehot + (1 - lam) * onehot[out.index])
 
 
+def test_unmixed_modality_is_passed_through_not_recomputed():
+    """1·x + 0·x[π] is not x: it loses int64 precision and turns a partner's inf into NaN."""
+    ids = torch.full((4, 1), 2**40 + 1)
+    extra = torch.tensor([[1.0], [float("inf")], [2.0], [3.0]])
+    x = {"audio": torch.randn(4, 2), "ids": ids, "extra": extra}
+    out = modality_mixup(x, torch.tensor([0, 1, 0, 1]), num_classes=2, modalities=["audio"])
+    assert torch.equal(out.inputs["ids"], ids)
+    assert torch.equal(out.inputs["extra"], extra)
+
+
 def test_per_batch_lambda_soft_labels_and_reproducibility():
     x, _ = batch()
     soft = torch.softmax(torch.randn(6, 3, generator=gen(1)), -1)
@@ -101,3 +111,11 @@ def test_errors_name_the_argument():
         ValueError, match=r"labels: expected \(B,\) integer classes or \(B, C\) probabilities"
     ):
         modality_mixup(x, y.float(), num_classes=3)
+    with pytest.raises(
+        ValueError, match=r"labels: expected classes in \[0, 3\), got min 0 and max 5"
+    ):
+        modality_mixup(x, torch.tensor([0, 1, 2, 5, 0, 1]), num_classes=3)
+    with pytest.raises(ValueError, match=r"labels: expected classes in \[0, 3\), got min -1"):
+        modality_mixup(x, torch.tensor([0, 1, -1, 2, 0, 1]), num_classes=3)
+    with pytest.raises(TypeError, match=r"labels: expected a torch\.Tensor, got list"):
+        modality_mixup(x, [0, 1, 2, 0, 1, 2], num_classes=3)

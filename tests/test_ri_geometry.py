@@ -76,6 +76,14 @@ def test_ri_errors_name_the_argument():
         RobustnessRow(1, 1, float("nan"), 1)
     with pytest.raises(ValueError, match="avg: expected one of"):
         robustness_table({}, avg="mean")
+    with pytest.raises(TypeError, match=r"values\['clean'\]: expected a real number, got None"):
+        RobustnessRow.from_mapping({"clean": None, "audio": 1, "visual": 1, "audiovisual": 1})
+
+
+def test_table_with_an_empty_baseline_name_keeps_the_ri_column():
+    text = robustness_table({"": RobustnessRow(1, 1, 1, 1), "b": RobustnessRow(2, 2, 2, 2)}, "")
+    widths = {line.count("|") for line in text.splitlines()}
+    assert widths == {8}
 
 
 # --------------------------------------------------------------------------- convexity
@@ -135,6 +143,17 @@ def test_convexity_accepts_dict_embeddings_and_multi_hot_labels():
     assert single.per_class.isnan().all() and single.overall != single.overall
 
 
+@pytest.mark.parametrize("n", [5, 9])
+def test_convexity_checks_that_embeddings_and_labels_align(n):
+    labels = torch.tensor([0, 0, 1, 1, 1, 0, 0])
+    with pytest.raises(
+        ValueError, match=rf"embeddings: expected 7 rows \(= len\(labels\)\), got \({n}, 3\)"
+    ):
+        convexity_ratio(torch.randn(n, 3), labels, lambda p: p[:, :2])
+    with pytest.raises(ValueError, match=r"embeddings\['visual'\]: expected 7 rows"):
+        convexity_ratio({"audio": torch.randn(7, 3), "visual": torch.randn(n, 3)}, labels, len)
+
+
 # --------------------------------------------------------------------------- density (ours)
 
 
@@ -174,3 +193,15 @@ def test_density_warns_for_small_classes_and_checks_shapes():
         knn_density(e, torch.tensor([0, 0, 1]))
     with pytest.raises(ValueError, match="k: must be >= 1, got 0"):
         knn_density(e, torch.tensor([0, 0, 1, 1]), k=0)
+    with pytest.raises(ValueError, match=r"labels: .*got shape \(4,\) and dtype torch.float32"):
+        knn_density(e, torch.tensor([0.0, 0.0, 1.0, 1.0]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("labels_device", ["cpu", "cuda"])
+def test_density_runs_on_the_embeddings_device(labels_device):
+    e, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 1, 1, 1])
+    expected = knn_density(e, y, k=2)
+    result = knn_density(e.cuda(), y.to(labels_device), k=2)
+    torch.testing.assert_close(result.per_class, expected.per_class)
+    torch.testing.assert_close(result.radius.cpu(), expected.radius)

@@ -14,7 +14,7 @@ loader. A clip is read as TalkNet's evaluation reads it: the first ``numFrames``
 timestamp order, converted to grayscale and resized to ``face_size`` (bilinear; TalkNet uses
 ``cv2.resize``, so pixels may differ by a level or two), and the waveform as float in [-1, 1]
 (int16 / 32768), cut — or wrap-padded, like TalkNet's MFCC padding — to exactly
-``round(numFrames · 16000 / fps)`` samples so clips of one length batch together.
+``round(numFrames · 16000 / fps)`` samples so clips of one length (and frame rate) batch together.
 
 Reading JPEG needs Pillow (``pip install pillow``; the ``ava`` extra).
 """
@@ -251,8 +251,10 @@ class AVAActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
             known = {e.entity_id: e for e in entries}
             missing = [e for e in entities if e not in known]
             if missing:
+                where = "in" if self.fps is None else f"among the tracks at fps={self.fps:g} in"
                 raise ValueError(
-                    f"entities: {len(missing)} ids are not in {self.loader_csv} (e.g. {missing[:3]})"
+                    f"entities: {len(missing)} ids are not {where} {self.loader_csv} "
+                    f"(e.g. {missing[:3]})"
                 )
             entries = [known[e] for e in entities]
         if sort_by_length:
@@ -368,13 +370,14 @@ def length_batches(
     """
     budget = check_int(max_frames, "max_frames", min_value=1)
     cap = None if max_clips is None else check_int(max_clips, "max_clips", min_value=1)
+    for i, n in enumerate(lengths):
+        if int(n) < 1:
+            raise ValueError(f"lengths[{i}]: expected >= 1 frame, got {n}")
     order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
     batches: list[list[int]] = []
     start = 0
     while start < len(order):
         length = int(lengths[order[start]])
-        if length < 1:
-            raise ValueError(f"lengths[{order[start]}]: expected >= 1 frame, got {length}")
         size = max(budget // length, 1)
         if cap is not None:
             size = min(size, cap)
@@ -400,10 +403,25 @@ def collate_clips(
 
     Returns:
         ``({"audio": (B, S), "visual": (B, T, H, W)}, labels (B, T))``.
+
+    Raises:
+        ValueError: no items, or clips whose audio has different samples per video frame (tracks
+            at different frame rates: no common cut keeps them all aligned).
     """
     if not items:
         raise ValueError("items: expected at least one clip, got none")
     frames = min(int(y.shape[0]) for _, y in items)
+    rates = [
+        x.shape[-1] / int(y.shape[0])
+        for inputs, y in items
+        for x in inputs.values()
+        if x.ndim == 1 and y.shape[0] > 0
+    ]
+    if rates and max(rates) > 1.01 * min(rates):  # beyond rounding: 24, 25, 30 fps differ by 4 %+
+        raise ValueError(
+            "items: expected clips with the same audio samples per video frame (one frame rate "
+            f"per batch), got {sorted({round(r, 1) for r in rates})} samples per frame"
+        )
     out: dict[str, list[Tensor]] = {}
     for inputs, labels in items:
         total = int(labels.shape[0])
@@ -430,15 +448,24 @@ def predict_entities(
 ) -> dict[str, Tensor]:
     """Score every frame of every track: ``{entity_id: (T,) scores}`` (P(speaking) by default).
 
-    Tracks of equal length are scored together (:func:`length_batches` with ``equal_lengths``),
-    each as its own sequence, so the scores equal TalkNet's one-track-at-a-time evaluation.
+    Tracks of equal length and frame rate are scored together (:func:`length_batches` with
+    ``equal_lengths``), each as its own sequence, so the scores equal TalkNet's one-track-at-a-time
+    evaluation.
     """
     from ..adapters import as_avoutput
     from ..attacks import preserve_model_state
 
     scorer = score_fn or (lambda out: torch.softmax(out.logits.float(), dim=-1)[..., 1])
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    batches = length_batches(dataset.lengths, max_frames)
+    by_fps: dict[float, list[int]] = {}
+    for i, entry in enumerate(dataset.entries):
+        by_fps.setdefault(entry.fps, []).append(i)
+    lengths = dataset.lengths
+    batches = [
+        [group[j] for j in batch]
+        for group in by_fps.values()
+        for batch in length_batches([lengths[i] for i in group], max_frames)
+    ]
     out: dict[str, Tensor] = {}
     iterator: Iterator[list[int]] | Any = batches
     if progress:

@@ -104,12 +104,12 @@ def _gradient_fn(features: Tensor, bank: Tensor) -> Callable[[Tensor], Tensor]:
     return lambda a: 2 * ((a @ bank - features) @ bank.T)
 
 
-def _check_problem(features: Tensor, bank: Tensor) -> None:
-    check_tensor(features, "features", ndims=(2,), floating=True)
+def _check_problem(features: Tensor, bank: Tensor, name: str = "features") -> None:
+    check_tensor(features, name, ndims=(2,), floating=True)
     check_tensor(bank, "bank", ndims=(2,), floating=True)
     if features.shape[1] != bank.shape[1]:
         raise ValueError(
-            f"features: expected width D = {bank.shape[1]} (the bank's), got {tuple(features.shape)}"
+            f"{name}: expected width D = {bank.shape[1]} (the bank's), got {tuple(features.shape)}"
         )
 
 
@@ -195,7 +195,7 @@ def _iterate(
         else:
             y = a_new
         a = a_new
-        if k % check_every == 0 and bool(gap(a).all()):
+        if (k % check_every == 0 or k == max_iter) and bool(gap(a).all()):
             return SparseCodingResult(a, k, True)
     return SparseCodingResult(a, max_iter, False)
 
@@ -308,6 +308,7 @@ class FeatureMemory(nn.Module):
     def reconstruct(self, f: Tensor, modality: str) -> Tensor:
         """``M a*`` for features ``f (B, D)`` over ``modality``'s bank (differentiable)."""
         bank = self.bank(modality)
+        _check_problem(f, bank, f"features[{modality!r}]")
         lipschitz = getattr(self, f"lipschitz_{modality}")
         result = sparse_code(f, bank.to(f), self.lam, solver=self.solver, max_iter=self.max_iter,
                              tol=self.tol, lipschitz=lipschitz)  # fmt: skip
@@ -358,6 +359,8 @@ def collect_features(
     Raises:
         KeyError: a modality is missing from the model's embeddings.
     """
+    if limit is not None:
+        limit = check_int(limit, "limit", min_value=1)
     was_training = model.training
     model.eval()
     gathered: dict[str, list[Tensor]] = {m: [] for m in modalities}

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_choice, check_int, check_number, check_tensor_dict
+from .._checks import check_choice, check_int, check_number, check_tensor, check_tensor_dict
 
 __all__ = ["MixupBatch", "modality_mixup"]
 
@@ -49,6 +49,7 @@ class MixupBatch:
 
 def _targets(labels: Tensor, num_classes: int | None) -> Tensor:
     """Labels ``(B,)`` int or ``(B, C)`` probabilities -> ``(B, C)`` float."""
+    check_tensor(labels, "labels")
     if labels.ndim == 2 and labels.is_floating_point():
         return labels
     if labels.ndim != 1 or labels.is_floating_point():
@@ -58,7 +59,13 @@ def _targets(labels: Tensor, num_classes: int | None) -> Tensor:
         )
     if num_classes is None:
         raise ValueError("num_classes: needed with integer labels, got None")
-    return F.one_hot(labels.long(), check_int(num_classes, "num_classes", min_value=2)).float()
+    num_classes = check_int(num_classes, "num_classes", min_value=2)
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        raise ValueError(
+            f"labels: expected classes in [0, {num_classes}), "
+            f"got min {int(labels.min())} and max {int(labels.max())}"
+        )
+    return F.one_hot(labels.long(), num_classes).float()
 
 
 def modality_mixup(
@@ -119,7 +126,7 @@ def modality_mixup(
     lam = {
         m: (shared if mode == "joint" else draw()) if m in chosen else torch.ones(b) for m in inputs
     }
-    mixed = {m: _mix(x, lam[m], index) for m, x in inputs.items()}
+    mixed = {m: _mix(x, lam[m], index) if m in chosen else x for m, x in inputs.items()}
     lam_bar = torch.stack(list(lam.values())).mean(0).to(targets)
     soft = lam_bar[:, None] * targets + (1 - lam_bar[:, None]) * targets[index.to(targets.device)]
     return MixupBatch(mixed, soft, lam, index)

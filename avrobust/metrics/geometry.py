@@ -55,7 +55,8 @@ class DensityResult:
     Attributes:
         per_class: ``(C,)`` density per class; NaN for classes with fewer than two members.
         overall: inverse of the mean k-NN distance over all points that have neighbours.
-        radius: ``(N,)`` each point's mean distance to its same-class neighbours (NaN if none).
+        radius: ``(N,)`` each point's mean distance to its same-class neighbours (NaN if none),
+            float64 on the embeddings' device.
     """
 
     per_class: Tensor
@@ -69,7 +70,8 @@ def _class_members(labels: Tensor, num_classes: int | None) -> list[Tensor]:
         return [torch.nonzero(labels[:, c] > 0).flatten() for c in range(labels.shape[1])]
     if labels.ndim != 1 or labels.is_floating_point():
         raise ValueError(
-            f"labels: expected (N,) int or (N, C) multi-hot, got {tuple(labels.shape)}"
+            f"labels: expected (N,) int or (N, C) multi-hot, "
+            f"got shape {tuple(labels.shape)} and dtype {labels.dtype}"
         )
     count = int(labels.max()) + 1 if num_classes is None and labels.numel() else num_classes or 0
     return [torch.nonzero(labels == c).flatten() for c in range(count)]
@@ -106,6 +108,16 @@ def _lerp(a: Embeddings, b: Embeddings, lam: Tensor) -> Embeddings:
             f"embeddings: expected a tensor or a dict of tensors, got {type(a).__name__}"
         )
     return {k: _lerp_tensor(a[k], b[k], lam) for k in a}
+
+
+def _check_rows(embeddings: Embeddings, n: int) -> None:
+    """Raise unless the embeddings (each entry of a dict) have ``n`` rows, one per label."""
+    named = embeddings.items() if isinstance(embeddings, Mapping) else [(None, embeddings)]
+    for key, value in named:
+        name = "embeddings" if key is None else f"embeddings[{key!r}]"
+        check_tensor(value, name)
+        if value.ndim < 1 or len(value) != n:
+            raise ValueError(f"{name}: expected {n} rows (= len(labels)), got {tuple(value.shape)}")
 
 
 @torch.no_grad()
@@ -149,6 +161,7 @@ def convexity_ratio(
     if threshold is not None:
         threshold = check_number(threshold, "threshold", min_value=0.0)
     check_tensor(labels, "labels", ndims=(1, 2))
+    _check_rows(embeddings, len(labels))
     gen = torch.Generator().manual_seed(seed)
     ratios, counts = [], []
     for c, members in enumerate(_class_members(labels, num_classes)):
@@ -208,9 +221,10 @@ def knn_density(
     k = check_int(k, "k", min_value=1)
     flat = embeddings.detach().reshape(len(embeddings), -1).double()
     e = torch.nn.functional.normalize(flat, dim=-1)
-    radius = torch.full((len(e),), float("nan"), dtype=torch.float64)
+    radius = torch.full((len(e),), float("nan"), dtype=torch.float64, device=e.device)
     per_class = []
     for c, members in enumerate(_class_members(labels, num_classes)):
+        members = members.to(e.device)
         if len(members) < 2:
             per_class.append(float("nan"))
             continue

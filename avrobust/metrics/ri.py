@@ -58,7 +58,7 @@ class RobustnessRow:
         missing = [k for k in _KEYS if k not in values]
         if missing:
             raise KeyError(f"values: missing {missing}; expected keys {list(_KEYS)}")
-        return cls(*(float(values[k]) for k in _KEYS))
+        return cls(*(check_number(values[k], f"values[{k!r}]") for k in _KEYS))
 
     @property
     def attacked_mean(self) -> float:
@@ -122,7 +122,7 @@ def robustness_table(
     digits = check_int(digits, "digits", min_value=0)
     if baseline is not None and baseline not in rows:
         raise KeyError(f"baseline: {baseline!r} is not one of the rows {list(rows)}")
-    header = ["method", "✓AV", "✗A", "✗V", "✗AV", "Avg"] + (["RI"] if baseline else [])
+    header = ["method", "✓AV", "✗A", "✗V", "✗AV", "Avg"] + (["RI"] if baseline is not None else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in rows.items():
         mean = row.attacked_mean if avg == "attacked" else row.overall_mean
