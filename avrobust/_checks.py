@@ -9,6 +9,7 @@ own checks, so a message reads the same wherever it is raised.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -81,14 +82,21 @@ def check_number(
 
 
 def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
-    """Check that ``value`` is an ``int`` (not ``bool``) and at least ``min_value``.
+    """Check that ``value`` is an integer (not ``bool``) and at least ``min_value``.
+
+    Integer-like values (NumPy integers, 0-d integer tensors: anything with ``__index__``) are
+    accepted and returned as a Python ``int``.
 
     Raises:
         TypeError: not an integer.
         ValueError: below ``min_value``.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         raise TypeError(f"{name}: expected an int, got {describe(value)}")
+    try:
+        value = operator.index(value)
+    except TypeError:  # e.g. a tensor of several elements or of floats
+        raise TypeError(f"{name}: expected an int, got {describe(value)}") from None
     if min_value is not None and value < min_value:
         raise ValueError(f"{name}: must be >= {min_value}, got {value}")
     return value

@@ -160,3 +160,22 @@ def test_bad_index() -> None:
         data[3]
     with pytest.raises(TypeError, match=r"index: expected an int"):
         data.clip("0")  # type: ignore[arg-type]
+
+
+def test_numpy_and_tensor_indices_work_like_ints() -> None:
+    # a Subset built from NumPy indices (np.random.permutation) hands NumPy integers to the dataset
+    import numpy as np
+    from torch.utils.data import Subset
+
+    from avrobust.data import AVEventDataset
+
+    data = SyntheticActiveSpeaker(4, frames=4, face_size=16)
+    for index in (np.int64(2), torch.tensor(2)):
+        inputs, labels = data[index]  # type: ignore[index]
+        assert torch.equal(inputs["audio"], data[2][0]["audio"]) and torch.equal(labels, data[2][1])
+    subset = Subset(data, np.array([3, 1]))
+    assert torch.equal(subset[0][1], data[3][1])
+    events = AVEventDataset(4)
+    assert torch.equal(events[np.int64(1)][0]["audio"], events[1][0]["audio"])
+    with pytest.raises(TypeError, match=r"index: expected an int, got 1.5"):
+        data[1.5]  # type: ignore[index]

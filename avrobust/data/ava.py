@@ -314,8 +314,7 @@ class AVAActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
         raise FileNotFoundError(f"not found: {path}")
 
     def __getitem__(self, index: int) -> tuple[dict[str, Tensor], Tensor]:
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"index: expected an int, got {describe(index)}")
+        index = check_int(index, "index")  # NumPy and tensor integers too (e.g. from a Subset)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index: expected 0 <= index < {len(self)}, got {index}")
         index %= len(self)

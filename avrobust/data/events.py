@@ -112,6 +112,7 @@ class AVEventDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         return self.num_samples
 
     def __getitem__(self, index: int) -> tuple[dict[str, Tensor], Tensor]:
+        index = check_int(index, "index")  # NumPy and tensor integers too (e.g. from a Subset)
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index: expected 0 <= index < {self.num_samples}, got {index}")
         index %= self.num_samples

@@ -195,8 +195,7 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
         Raises:
             IndexError: ``index`` outside ``[-N, N)``.
         """
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"index: expected an int, got {describe(index)}")
+        index = check_int(index, "index")  # NumPy and tensor integers too (e.g. from a Subset)
         if not -self.num_clips <= index < self.num_clips:
             raise IndexError(f"index: expected 0 <= index < {self.num_clips}, got {index}")
         index %= self.num_clips
