@@ -124,6 +124,7 @@ def test_model_errors_name_the_argument():
         model(audio=x["audio"], visual=x["visual"][:, :2])
     with pytest.raises(ValueError, match="fusion: expected one of"):
         AVEventNet(K, "mean")
+    assert AVEventNet(K, "Gated-Sum").fusion_name == "gated_sum"  # spelled as make_fusion takes it
     with pytest.raises(ValueError, match="num_classes: must be >= 2, got 1"):
         AVEventNet(1)
     with pytest.raises(ValueError, match="modality: expected one of"):

@@ -156,7 +156,9 @@ class AVEventNet(nn.Module):
     ) -> None:
         super().__init__()
         check_int(num_classes, "num_classes", min_value=2)
-        self.fusion_name = check_choice(fusion, "fusion", FUSIONS)
+        self.fusion_name = check_choice(  # "gated-sum" as make_fusion accepts it
+            fusion.replace("-", "_") if isinstance(fusion, str) else fusion, "fusion", FUSIONS
+        )
         self.audio_encoder = AudioEncoder(dim, width)
         self.visual_encoder = VisualEncoder(dim, width)
         self.fusion = make_fusion(self.fusion_name, dim, dim, **fusion_options)
