@@ -627,8 +627,15 @@ def _export_examples(
         seed=config.seed,
     )
     result = attack(clean, labels[chosen])
+    import importlib.util
+
     return export_pairs(
-        os.path.join(out, "xab_test"), clean, result.inputs, labels=labels[chosen], seed=config.seed
+        os.path.join(out, "xab_test"),
+        clean,
+        result.inputs,
+        labels=labels[chosen],
+        gif=importlib.util.find_spec("PIL") is not None,  # moving faces where pillow is there
+        seed=config.seed,
     )
 
 

@@ -5,7 +5,8 @@ viewer) gets two stimuli A and B, one genuine and one adversarial in random orde
 reference X equal to one of them, and says which one X is. :func:`export_pairs` writes the
 material of such a test, with no dependency beyond the standard library: 16-bit PCM WAV files
 (``wave``) and 8-bit grayscale PNG images (written here with ``zlib``), plus the trial sheet and
-its answer key.
+its answer key. Moving pictures (animated GIF at the clip's frame rate, ``gif=True``) need pillow
+(``pip install "avrobust[ava]"``); a GIF carries no sound, so play it beside the WAV.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_tensor, describe
+from ._checks import check_int, check_number, check_tensor, describe
 from .metrics import psnr, snr_db
 
-__all__ = ["ExportedPair", "export_pairs", "write_png", "write_wav"]
+__all__ = ["ExportedPair", "export_pairs", "write_gif", "write_png", "write_wav"]
 
 PathLike = str | os.PathLike[str]
 
@@ -91,6 +92,45 @@ def write_png(path: PathLike, image: Tensor | np.ndarray, *, scale: int = 1) -> 
         handle.write(png)
 
 
+def write_gif(
+    path: PathLike, frames: Tensor | np.ndarray, *, fps: float = 25.0, scale: int = 1
+) -> None:
+    """Write grayscale frames ``(T, H, W)`` (pixel values 0–255) as a looping animated GIF.
+
+    Values are rounded and clipped to 0–255 and written losslessly (a GIF of grayscale frames
+    holds all 256 levels). ``scale`` repeats every pixel ``scale × scale`` times. GIF stores frame
+    durations in hundredths of a second, so 25 fps plays exactly and other rates are rounded.
+
+    Raises:
+        ImportError: pillow is not installed (the message says how to install it).
+        ValueError: another shape, or ``fps`` not > 0.
+    """
+    try:
+        from PIL import Image
+    except ImportError as error:
+        raise ImportError(
+            'write_gif needs pillow: pip install "avrobust[ava]" (or pip install pillow)'
+        ) from error
+    x = torch.as_tensor(frames).detach().cpu().double()
+    if x.ndim != 3 or x.shape[0] < 1:
+        raise ValueError(f"frames: expected (T, H, W) grayscale frames, got {describe(x)}")
+    rate = check_number(fps, "fps", min_value=0.0, strict=True)
+    factor = check_int(scale, "scale", min_value=1)
+    pixels = np.clip(np.rint(x.numpy()), 0, 255).astype(np.uint8)
+    if factor > 1:
+        pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)
+    images = [Image.fromarray(frame, mode="L") for frame in pixels]
+    images[0].save(
+        os.fspath(path),
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=max(10, round(1000 / rate / 10) * 10),  # ms, in GIF's 10 ms steps
+        loop=0,
+        optimize=False,
+    )
+
+
 @dataclass(frozen=True)
 class ExportedPair:
     """The files of one exported genuine/adversarial pair.
@@ -124,13 +164,16 @@ def export_pairs(
     sample_rate: int = 16000,
     scale: int = 4,
     frames: bool = True,
+    gif: bool = False,
+    fps: float = 25.0,
     seed: int = 0,
 ) -> list[ExportedPair]:
     """Write genuine/adversarial pairs (WAV + PNG) and an XAB trial sheet for a listening test.
 
     For each chosen clip ``i``, ``out_dir/pair_<i>/`` gets ``genuine.wav``, ``adversarial.wav``,
     ``genuine_strip.png`` and ``adversarial_strip.png`` (all frames side by side) and, with
-    ``frames``, one PNG per frame in ``genuine_frames/`` and ``adversarial_frames/``.
+    ``frames``, one PNG per frame in ``genuine_frames/`` and ``adversarial_frames/``; with
+    ``gif``, ``genuine.gif`` and ``adversarial.gif`` (the clip moving at ``fps``; needs pillow).
     ``out_dir`` also gets ``manifest.csv`` (files, label, SNR, PSNR per pair), the test itself in
     ``xab/trial_<n>/`` (``A``, ``B`` and ``X`` as ``.wav`` and ``.png``: A and B are the genuine
     and the adversarial clip in random order, X a copy of one of them) and the answer key
@@ -149,6 +192,8 @@ def export_pairs(
         sample_rate: audio rate in Hz.
         scale: PNG up-scaling factor (nearest neighbour).
         frames: also write one PNG per frame.
+        gif: also write each clip as an animated GIF (copied into the XAB trials too).
+        fps: the video's frame rate in frames per second, for the GIFs (TalkNet: 25).
         seed: seed of the A/B order and of the choice of X.
 
     Returns:
@@ -157,6 +202,7 @@ def export_pairs(
     Raises:
         ValueError: neither modality present, shapes that differ between ``clean`` and
             ``adversarial``, or ``labels`` of another batch size.
+        ImportError: ``gif=True`` without pillow (checked before anything is written).
         TypeError: a given modality or ``labels`` that is not a tensor.
     """
     names = [m for m in (audio, visual) if m in clean]
@@ -185,6 +231,15 @@ def export_pairs(
     for i in chosen:
         if not 0 <= i < batch:
             raise ValueError(f"indices: expected values in [0, {batch}), got {i}")
+    if gif and visual in names:
+        check_number(fps, "fps", min_value=0.0, strict=True)
+        try:
+            import PIL  # noqa: F401
+        except ImportError as error:
+            raise ImportError(
+                'export_pairs(gif=True) needs pillow: pip install "avrobust[ava]" '
+                "(or pip install pillow)"
+            ) from error
     os.makedirs(out_dir, exist_ok=True)
     gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
     pairs: list[ExportedPair] = []
@@ -206,6 +261,9 @@ def export_pairs(
                 clip = source[visual][i]
                 files[f"{kind}_strip"] = os.path.join(folder, f"{kind}_strip.png")
                 write_png(files[f"{kind}_strip"], torch.cat(list(clip), dim=1), scale=scale)
+                if gif:
+                    files[f"{kind}_gif"] = os.path.join(folder, f"{kind}.gif")
+                    write_gif(files[f"{kind}_gif"], clip, fps=fps, scale=scale)
                 if frames:
                     sub = os.path.join(folder, f"{kind}_frames")
                     os.makedirs(sub, exist_ok=True)
@@ -221,7 +279,7 @@ def export_pairs(
         trial = os.path.join(os.fspath(out_dir), "xab", f"trial_{len(key) + 1:03d}")
         os.makedirs(trial, exist_ok=True)
         for role, kind in (("A", a), ("B", b), ("X", a if x_is_a else b)):
-            for what, suffix in (("audio", ".wav"), ("strip", ".png")):
+            for what, suffix in (("audio", ".wav"), ("strip", ".png"), ("gif", ".gif")):
                 if f"{kind}_{what}" in files:
                     shutil.copyfile(files[f"{kind}_{what}"], os.path.join(trial, role + suffix))
         key.append([f"trial_{len(key) + 1:03d}", f"pair_{i:03d}", a, b, "A" if x_is_a else "B"])

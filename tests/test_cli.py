@@ -74,6 +74,7 @@ def test_demo_writes_every_output(demo_output) -> None:
     xab = out / "xab_test"
     assert (xab / "manifest.csv").exists() and (xab / "xab_key.csv").exists()
     assert len(list((xab / "xab").glob("trial_*/X.wav"))) == 4  # 2 speaking + 2 not (§4.2)
+    assert len(list((xab / "xab").glob("trial_*/X.gif"))) == 4  # pillow comes with matplotlib
     assert len(list((out / "results").glob("*.jsonl"))) == 7  # 5 models + 2 extras
 
 

@@ -154,3 +154,59 @@ def test_export_errors(tmp_path, pair) -> None:
     ):
         export_pairs(tmp_path / "l", clean, adversarial, labels=labels[:2])
     assert not (tmp_path / "l").exists()  # refused before anything is written
+
+
+def read_gif(path) -> tuple[np.ndarray, list[int], int]:
+    """Frames ``(T, H, W)``, per-frame durations (ms) and the loop count, read with pillow."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as image:
+        frames = [np.array(f.convert("L")) for f in ImageSequence.Iterator(image)]
+        durations = [f.info["duration"] for f in ImageSequence.Iterator(image)]
+        return np.stack(frames), durations, image.info.get("loop")
+
+
+def test_gif_round_trip_is_lossless_at_the_frame_rate(tmp_path) -> None:
+    pytest.importorskip("PIL")
+    from avrobust.export import write_gif
+
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.rand(5, 6, 7, generator=gen) * 300 - 20  # outside 0-255 too: clipped
+    frames[0, 0, :4] = torch.tensor([0.0, 1.0, 254.0, 255.0])  # the extreme levels survive
+    write_gif(tmp_path / "clip.gif", frames, fps=25, scale=2)
+    read, durations, loop = read_gif(tmp_path / "clip.gif")
+    expected = np.clip(np.rint(frames.numpy()), 0, 255).astype(np.uint8)
+    assert read.shape == (5, 12, 14)
+    assert np.array_equal(read[:, ::2, ::2], expected)  # every grey level, no dithering
+    assert durations == [40] * 5 and loop == 0  # 25 fps, looping
+    with pytest.raises(ValueError, match=r"frames: expected \(T, H, W\)"):
+        write_gif(tmp_path / "bad.gif", frames[0])
+    with pytest.raises(ValueError, match="fps: must be a finite number > 0, got 0"):
+        write_gif(tmp_path / "bad.gif", frames, fps=0)
+
+
+def test_export_pairs_with_gifs_puts_them_in_the_trials(tmp_path, pair) -> None:
+    pytest.importorskip("PIL")
+    clean, adversarial, _ = pair
+    exported = export_pairs(tmp_path, clean, adversarial, indices=[1], gif=True, scale=1)
+    files = exported[0].files
+    genuine, _, _ = read_gif(files["genuine_gif"])
+    adv, _, _ = read_gif(files["adversarial_gif"])
+    assert np.array_equal(genuine, np.clip(np.rint(clean["visual"][1].numpy()), 0, 255))
+    assert np.array_equal(adv, np.clip(np.rint(adversarial["visual"][1].numpy()), 0, 255))
+    trial = tmp_path / "xab" / "trial_001"
+    assert {p.name for p in trial.iterdir()} >= {"A.gif", "B.gif", "X.gif"}
+    with open(tmp_path / "xab_key.csv") as handle:
+        key = next(csv.DictReader(handle))
+    x_source = trial / (key["X is"] + ".gif")
+    assert x_source.read_bytes() == (trial / "X.gif").read_bytes()
+
+
+def test_export_pairs_gif_without_pillow_says_what_to_install(tmp_path, pair, monkeypatch):
+    import sys
+
+    clean, adversarial, _ = pair
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails
+    with pytest.raises(ImportError, match=r'pip install "avrobust\[ava\]"'):
+        export_pairs(tmp_path / "out", clean, adversarial, gif=True)
+    assert not (tmp_path / "out").exists()  # nothing written before the error
