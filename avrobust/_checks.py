@@ -8,10 +8,11 @@ own checks, so a message reads the same wherever it is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -91,11 +92,11 @@ def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
         TypeError: not an integer.
         ValueError: below ``min_value``.
     """
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
-        raise TypeError(f"{name}: expected an int, got {describe(value)}")
     try:
-        value = operator.index(value)
-    except TypeError:  # e.g. a tensor of several elements or of floats
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)  # a float, a string, a tensor of floats or of many: no
+    except TypeError:
         raise TypeError(f"{name}: expected an int, got {describe(value)}") from None
     if min_value is not None and value < min_value:
         raise ValueError(f"{name}: must be >= {min_value}, got {value}")
@@ -204,3 +205,19 @@ def check_tensor_dict(value: Any, name: str) -> dict[str, Tensor]:
     if len(set(sizes.values())) > 1:
         raise ValueError(f"{name}: all modalities must share the batch size (dim 0), got {sizes}")
     return out
+
+
+_D = TypeVar("_D")
+
+
+def replace_fields(obj: _D, changes: Mapping[str, Any]) -> _D:
+    """``dataclasses.replace`` that names the unknown fields and lists the known ones.
+
+    Raises:
+        TypeError: a name in ``changes`` is not a field of ``obj``'s dataclass.
+    """
+    known = {f.name for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise TypeError(f"{type(obj).__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
+    return dataclasses.replace(obj, **changes)  # type: ignore[type-var]

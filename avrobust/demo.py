@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._checks import check_choice, check_int, check_number, describe
+from ._checks import check_choice, check_int, check_number, describe, replace_fields
 from .attacks import MultimodalAttack, push_pull_budgets
 from .data.synthetic import SyntheticActiveSpeaker
 from .defenses import AdversarialTraining
@@ -162,13 +162,7 @@ class DemoConfig:
         Raises:
             TypeError: an unknown setting; the message lists the known ones.
         """
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise TypeError(f"DemoConfig: unknown setting(s) {unknown}; known: {sorted(known)}")
-        if "models" not in changes:
-            changes["models"] = ()
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, {"models": (), **changes})
 
     def training_dict(self) -> dict[str, Any]:
         """The settings a trained model depends on (its cache key)."""
@@ -461,19 +455,15 @@ def run_demo(
         f"{config.frames} frames ({config.frames / 25:.2f} s), {config.face_size}x"
         f"{config.face_size} faces, difficulty {config.difficulty:g}"
     )
-    train_set = SyntheticActiveSpeaker(
-        config.train_clips,
-        frames=config.frames,
-        face_size=config.face_size,
-        difficulty=config.difficulty,
-        seed=2 * config.seed + 1,
-    )
-    test_set = SyntheticActiveSpeaker(
-        config.test_clips,
-        frames=config.frames,
-        face_size=config.face_size,
-        difficulty=config.difficulty,
-        seed=2 * config.seed + 2,
+    train_set, test_set = (
+        SyntheticActiveSpeaker(
+            clips,
+            frames=config.frames,
+            face_size=config.face_size,
+            difficulty=config.difficulty,
+            seed=2 * config.seed + offset,
+        )
+        for clips, offset in ((config.train_clips, 1), (config.test_clips, 2))
     )
     test_data = test_set.tensors()
     train_data: tuple[dict[str, Tensor], Tensor] | None = None

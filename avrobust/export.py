@@ -19,6 +19,7 @@ import wave
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,6 +93,17 @@ def write_png(path: PathLike, image: Tensor | np.ndarray, *, scale: int = 1) -> 
         handle.write(png)
 
 
+def _pillow_image(caller: str) -> Any:
+    """``PIL.Image``, or an ImportError that says how to install pillow."""
+    try:
+        from PIL import Image
+    except ImportError as error:
+        raise ImportError(
+            f'{caller} needs pillow: pip install "avrobust[ava]" (or pip install pillow)'
+        ) from error
+    return Image
+
+
 def write_gif(
     path: PathLike, frames: Tensor | np.ndarray, *, fps: float = 25.0, scale: int = 1
 ) -> None:
@@ -105,12 +117,7 @@ def write_gif(
         ImportError: pillow is not installed (the message says how to install it).
         ValueError: another shape, or ``fps`` not > 0.
     """
-    try:
-        from PIL import Image
-    except ImportError as error:
-        raise ImportError(
-            'write_gif needs pillow: pip install "avrobust[ava]" (or pip install pillow)'
-        ) from error
+    Image = _pillow_image("write_gif")
     x = torch.as_tensor(frames).detach().cpu().double()
     if x.ndim != 3 or x.shape[0] < 1:
         raise ValueError(f"frames: expected (T, H, W) grayscale frames, got {describe(x)}")
@@ -233,13 +240,7 @@ def export_pairs(
             raise ValueError(f"indices: expected values in [0, {batch}), got {i}")
     if gif and visual in names:
         check_number(fps, "fps", min_value=0.0, strict=True)
-        try:
-            import PIL  # noqa: F401
-        except ImportError as error:
-            raise ImportError(
-                'export_pairs(gif=True) needs pillow: pip install "avrobust[ava]" '
-                "(or pip install pillow)"
-            ) from error
+        _pillow_image("export_pairs(gif=True)")  # fail before any file is written
     os.makedirs(out_dir, exist_ok=True)
     gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
     pairs: list[ExportedPair] = []

@@ -159,6 +159,14 @@ def test_model_comparisons_call_small_gaps_ties(gains, verdict) -> None:
     assert avrobust.demo._compare_verdict(gains, 2.0) == verdict
 
 
+def test_demo_config_replace_rebuilds_models_and_names_unknown_settings() -> None:
+    config = avrobust.demo.PRESETS["quick"].replace(avil_pair=("l2", "l3"))
+    assert config.train_steps == avrobust.demo.PRESETS["quick"].train_steps
+    assert config.models[3].avil_terms == ("l2", "l3")  # (D) rebuilt from the new AVIL pair
+    with pytest.raises(TypeError, match=r"DemoConfig: unknown field\(s\) \['epochs'\]; known:"):
+        config.replace(epochs=3)
+
+
 def test_evaluate_a_demo_checkpoint(demo_run, tmp_path, capsys) -> None:
     _, out = demo_run
     checkpoint = next((out / "models").glob("A-*.model"))

@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_avil.py"
 
@@ -18,10 +17,7 @@ def example():
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield module
-    torch.set_num_threads(threads)
+    return module  # one torch thread: set for the whole suite in conftest.py
 
 
 def test_train_avil_fast(example, capsys) -> None:

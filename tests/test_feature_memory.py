@@ -17,15 +17,6 @@ from avrobust.defenses.memory import (
 from avrobust.models.event import AVEventNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: much faster than two on a shared, busy CPU; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def problem(
     b: int = 6, d: int = 24, n: int = 48, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -24,14 +23,6 @@ from avrobust.models.features import (
 psf = pytest.importorskip("python_speech_features")
 from python_speech_features import sigproc  # noqa: E402
 from scipy.fftpack import dct as scipy_dct  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: avoid thread spin on a shared CPU
-    yield
-    torch.set_num_threads(threads)
 
 
 def speech_like(samples: int, seed: int) -> np.ndarray:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -23,14 +21,6 @@ from avrobust.models import (
 from avrobust.models.talknet.layers import AttentionLayer, GlobalLayerNorm
 
 SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small ops: avoid thread spin on a shared CPU
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from avrobust.models.talknet import (
 
 DATA = Path(__file__).resolve().parent / "data" / "talknet_state_dict.json"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "talknet_state_dict.json"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..._checks import check_choice, check_int, check_number, describe
+from ..._checks import check_choice, check_int, check_number, describe, replace_fields
 
 __all__ = ["TALKNET_VARIANTS", "TalkNetConfig"]
 
@@ -116,11 +115,7 @@ class TalkNetConfig:
         Raises:
             TypeError: an unknown field; the message lists the known ones.
         """
-        fields = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise TypeError(f"TalkNetConfig: unknown field(s) {unknown}; known: {sorted(fields)}")
-        return dataclasses.replace(self, **overrides)
+        return replace_fields(self, overrides)
 
     @classmethod
     def variant(cls, name: str, **overrides: Any) -> TalkNetConfig:
