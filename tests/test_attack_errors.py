@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import budgets_for, make_inputs, make_model
+from helpers import budgets_for, make_inputs, make_model
 from torch import nn
 
 import avrobust

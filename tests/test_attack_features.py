@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import (
+from helpers import (
     VISUAL_BOUNDS,
     assert_same_model,
     budgets_for,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import (
+from helpers import (
     ALL_NORMS,
     ALL_RULES,
     AUDIO_BOUNDS,

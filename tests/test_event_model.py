@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import ALL_RULES
+from helpers import ALL_RULES
 
 import avrobust
 from avrobust.data import AVEventDataset

@@ -17,7 +17,7 @@ def example():
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module  # one torch thread: set for the whole suite in conftest.py
+    return module  # one torch thread: set for the whole suite in tests/conftest.py
 
 
 def test_train_avil_fast(example, capsys) -> None:
