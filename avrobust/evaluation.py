@@ -199,7 +199,8 @@ class EvaluationReport:
         Args:
             rule: the rule's name, e.g. ``"pgd"``.
             eps: the budget, one of the grid's.
-            audio, visual: the names of the two modalities in this report.
+            audio: the name of the audio modality in this report.
+            visual: the name of the visual modality in this report.
 
         Raises:
             KeyError: the grid lacks one of the three cells (the message lists those it has).

@@ -119,7 +119,8 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
         >>> inputs, labels = data[2]
         >>> tuple(inputs["audio"].shape), tuple(inputs["visual"].shape), tuple(labels.shape)
         ((6400,), (10, 32, 32), (10,))
-        >>> bool(torch.equal(data[2][1], labels))  # the same clip every time
+        >>> _, again = data[2]
+        >>> bool(torch.equal(again, labels))  # the same clip every time
         True
     """
 

@@ -57,7 +57,7 @@ class MinSimLoss(nn.Module):
         f_a: audio features ``(B, D)`` or ``(B, T, D)`` (e.g. ``output.embeddings["audio"]``).
         f_v: visual features, same shape.
 
-    Returns:
+    Output:
         A 0-d tensor: the weighted mean similarity (differentiable).
 
     Example:

@@ -43,7 +43,7 @@ class AudioEncoder(nn.Module):
     Inputs:
         audio: ``(B, S)`` or ``(B, 1, S)`` waveform, samples in [-1, 1], ``S >= 64``.
 
-    Returns:
+    Output:
         ``(B, D)`` non-negative features.
     """
 
@@ -84,7 +84,7 @@ class VisualEncoder(nn.Module):
         visual: ``(B, 3, H, W)`` RGB or ``(B, 1, H, W)`` grey image, pixels in [0, 1]
             (grey is repeated to three channels), ``H, W >= 4``.
 
-    Returns:
+    Output:
         ``(B, D)`` non-negative features.
     """
 
@@ -132,7 +132,7 @@ class AVEventNet(nn.Module):
         audio: ``(B, S)`` or ``(B, 1, S)`` waveform in [-1, 1].
         visual: ``(B, 3, H, W)`` or ``(B, 1, H, W)`` image in [0, 1].
 
-    Returns:
+    Output:
         :class:`avrobust.AVOutput` with ``logits (B, K)`` and ``embeddings={"audio": f_a (B, D),
         "visual": f_v (B, D)}``: the encoders' features *before* the memory (what MinSim acts on
         and what feature banks are built from).
@@ -191,7 +191,7 @@ class UnimodalEventNet(nn.Module):
         dim: feature width ``D``.
         width: first-block channels of the encoder.
 
-    Returns:
+    Output:
         :class:`avrobust.AVOutput` with ``logits (B, K)`` and ``embeddings={modality: (B, D)}``.
 
     Raises:
