@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import operator
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -62,11 +63,14 @@ def check_number(
     Returns:
         ``value`` as a Python float.
 
+    Real numbers of other types (NumPy scalars such as ``np.float32(0.5)``, fractions) and
+    one-element tensors are accepted and returned as a Python float.
+
     Raises:
-        TypeError: not a real number (``bool`` is refused too).
+        TypeError: not a real number (``bool`` and NumPy's ``bool_`` are refused too).
         ValueError: NaN, infinite (unless allowed) or below the limit.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
         else:
@@ -100,6 +104,21 @@ def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
         raise TypeError(f"{name}: expected an int, got {describe(value)}") from None
     if min_value is not None and value < min_value:
         raise ValueError(f"{name}: must be >= {min_value}, got {value}")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (not 0/1, not ``np.bool_``), else raise
+    ``TypeError`` naming ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool (True or False), got {describe(value)}")
+    return value
+
+
+def check_generator(value: Any, name: str = "generator") -> torch.Generator | None:
+    """Return ``value`` if it is a ``torch.Generator`` or ``None``, else raise ``TypeError``."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"{name}: expected a torch.Generator (CPU) or None, got {describe(value)}")
     return value
 
 

@@ -48,12 +48,14 @@ class AttackResult:
             bit-identical copy of the clean tensor.
         success: ``(B,)`` bool. Untargeted: the prediction on ``inputs`` differs from the label;
             targeted: it equals the target. For frame-level logits ``(B, T, C)`` a clip counts as a
-            success when more than half of its frames do (see ``frame_success``).
+            success when more than half of its frames do (see ``frame_success``). A sample whose
+            returned logits hold NaN/Inf is never a success (the argmax of NaN means nothing).
         logits: ``(B, C)`` or ``(B, T, C)``, the model's logits on ``inputs`` (detached).
         loss: ``(B,)`` the attack objective on ``inputs`` (untargeted: the loss the attack
             raised; targeted: the loss towards the target, which the attack lowered).
-        clean_loss: ``(B,)`` the same objective on the clean inputs, when the attack computed it
-            on the way (``None`` otherwise, e.g. PGD with ``keep="last"``).
+        clean_loss: ``(B,)`` the same objective on the clean inputs (the attack always
+            evaluates them, to refuse NaN/Inf logits there); ``None`` only for results built
+            by other code.
         frame_success: ``(B, T)`` bool for frame-level logits, else ``None``.
         perturbations: per attacked modality, ``inputs[m] - clean[m]`` (same shape as the input).
     """

@@ -13,7 +13,10 @@ the inference loss (Fig. 4).
 Every finished cell is appended to a JSON-lines results file at once; a run interrupted at any
 point resumes from that file without recomputing (or losing) a finished cell, and gives the same
 numbers as an uninterrupted run (each cell's random start is seeded by the cell itself, not by
-the order of the run).
+the order of the run). Another grid over the same file reuses the cells they share. The file is
+never rewritten in place (a temporary file and a rename), is locked while a run uses it, and is
+refused when it belongs to another model, other data, other settings or code, or when a line of
+it was edited.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +39,19 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ._checks import check_choice, check_int, check_number, describe
+from ._checks import check_bool, check_choice, check_int, check_number, describe
+from ._resultsfile import (
+    ResultsLock,
+    atomic_write,
+    callable_identity,
+    check_results_path,
+    clip_digests,
+    data_digest,
+    dump_record,
+    read_records,
+    record_fields,
+    verify_check,
+)
 from ._types import AVOutput
 from .adapters import as_avoutput
 from .attacks import Budget, MultimodalAttack, preserve_model_state, push_pull_budgets
@@ -56,7 +73,11 @@ Batch = tuple[dict[str, Tensor], Tensor]
 ScoreFn = Callable[[AVOutput], Tensor]
 BudgetFn = Callable[[float], Mapping[str, Budget]]
 
-_FORMAT = 1  # version of the results-file layout
+# version of the results-file layout: 1 had the grid in the meta line and no checks; 2 gives
+# each cell line what defines the cell, the meta line the selected data's fingerprint, and
+# every line a checksum
+_FORMAT = 2
+_GRID_KEYS = ("rules", "rule_repr", "eps", "budget_repr", "modalities")
 
 
 # ----------------------------------------------------------------------------- results
@@ -85,6 +106,12 @@ class CellResult:
         samples: clips attacked.
         frames: frames scored.
         seconds: wall time of the cell.
+        per_clip: what a bootstrap over the clips needs (:mod:`avrobust.bootstrap`), per
+            attacked clip in the order of the report's ``selection``: ``"labels"``,
+            ``"clean"`` and ``"adv"`` (one list per clip of its frame labels, clean scores and
+            adversarial scores; one element for clip labels; scores at float32 precision) and
+            ``"ecr"`` (``{modality: [mean ECR of each clip]}``). ``None`` for cells read from a
+            results file written before this field existed.
     """
 
     rule: str
@@ -101,6 +128,7 @@ class CellResult:
     samples: int = 0
     frames: int = 0
     seconds: float = 0.0
+    per_clip: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -163,12 +191,15 @@ class EvaluationReport:
             ``samples_selected``, ``positives_selected`` (speaking clips among them).
         selection: the indices of the attacked clips in the data source.
         cells: the finished cells, in grid order.
+        name: what was evaluated, for plot titles (e.g. ``"A-1f2e.model on synthetic:64"``;
+            ``""``: the titles name the model by its weights' fingerprint).
     """
 
     config: dict[str, Any]
     clean: dict[str, Any]
     selection: list[int]
     cells: list[CellResult] = field(default_factory=list)
+    name: str = ""
 
     # ---------------------------------------------------------------- access
     def cell(self, rule: str, eps: float, modalities: str | Sequence[str]) -> CellResult:
@@ -318,22 +349,46 @@ class EvaluationReport:
 
     @classmethod
     def from_results_file(cls, path: PathLike) -> EvaluationReport:
-        """Read a results file written by :func:`evaluate` (finished cells only).
+        """Read a results file written by :func:`evaluate`: every finished cell in it (of every
+        grid run into it), in the order they were written; ``config`` gives that grid.
 
         Raises:
-            FileNotFoundError: no file. ValueError: not an avrobust results file.
+            FileNotFoundError: no file. ValueError: not an avrobust results file, or a line
+                that is not as evaluate wrote it (the message gives the file and line).
         """
-        meta, cells = _read_results(path)
-        if meta is None:
+        stored = _read_results(os.fspath(path))
+        if stored.meta is None:
             raise ValueError(f"{path}: not an avrobust results file (no 'meta' line found)")
-        return cls(meta["config"], meta["clean"], list(meta["selection"]), list(cells.values()))
+        cells = [s.cell for s in stored.cells.values()]
+        budget_repr: dict[str, dict[str, str]] = {}
+        for s in stored.cells.values():
+            budget_repr.setdefault(repr(s.cell.eps), {}).update(s.defines["budgets"])
+        grid = {
+            "rules": _unique([c.rule for c in cells]),
+            "rule_repr": _unique([s.defines["rule"] for s in stored.cells.values()]),
+            "eps": _unique([c.eps for c in cells]),
+            "budget_repr": budget_repr,
+            "modalities": _unique([c.attacked for c in cells]),
+        }
+        meta = stored.meta
+        return cls({**meta["config"], **grid}, meta["clean"], list(meta["selection"]), cells)
 
     # ---------------------------------------------------------------- plots
-    def plot_map(self, path: PathLike, *, title: str | None = None) -> None:
+    def plot_map(self, path: PathLike, *, title: str | None = None) -> Any:
         """Fig.-3-like plot: mAP (%) against eps, one panel per attacked-modality set, one line
         per rule, eps 0 = the clean mAP of the selected clips. Needs matplotlib
-        (``pip install 'avrobust[plots]'``)."""
+        (``pip install 'avrobust[plots]'``).
+
+        Args:
+            path: the image file to write (PNG).
+            title: the figure's title; default: what was evaluated (:attr:`name`, else the
+                model's weight fingerprint), on which clips, with which attacker.
+
+        Returns:
+            The matplotlib ``Figure`` (already written and closed).
+        """
         plt = _pyplot()
+        title = title if title is not None else self._title()
         sets = _unique([c.attacked for c in self.cells])
         rules = _unique([c.rule for c in self.cells])
         fig, axes = plt.subplots(1, max(1, len(sets)), figsize=(4 * max(1, len(sets)), 3.4))
@@ -356,16 +411,36 @@ class EvaluationReport:
             ax.grid(alpha=0.3)
             ax.legend()
         if title:
-            fig.suptitle(title)
+            fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+        return fig
+
+    def _title(self) -> str:
+        """``"<name or model fingerprint>: 24 of 192 clips attacked (12 speaking), ..."``."""
+        config, clean = self.config, self.clean
+        model = self.name or f"model {str(config.get('model') or '?')[:8]}"
+        text = f"{model}: {clean.get('samples_selected', '?')} of {clean.get('samples_total', '?')}"
+        text += f" clips attacked ({clean.get('positives_selected', '?')} speaking)"
+        text += f", {config.get('objective', '?')} objective, {config.get('steps', '?')} steps"
+        return text + (", crafted on a surrogate" if config.get("surrogate") else "")
 
     def plot_ecr(
         self, path: PathLike, *, eps: float | None = None, title: str | None = None
-    ) -> None:
+    ) -> Any:
         """ECR bars per modality for every rule × attacked set at ``eps`` (default: the largest).
-        Needs matplotlib."""
+        Needs matplotlib.
+
+        Args:
+            path: the image file to write (PNG).
+            eps: the budget whose cells to show (default: the largest of the grid).
+            title: the axes' title; default: the budget and what was evaluated (as
+                :meth:`plot_map`).
+
+        Returns:
+            The matplotlib ``Figure`` (already written and closed).
+        """
         plt = _pyplot()
         if not self.cells:
             raise ValueError("plot_ecr: the report has no cells")
@@ -384,12 +459,14 @@ class EvaluationReport:
         ax.set_xticks(np.arange(len(cells)) + width * (len(modalities) - 1) / 2)
         ax.set_xticklabels([f"{c.rule.upper()}\n{c.attacked}" for c in cells], fontsize=8)
         ax.set_ylabel("embedding change ratio")
-        ax.set_title(title or f"ECR at {self.config.get('eps_name', 'eps')} = {at:g}")
+        eps_name = self.config.get("eps_name", "eps")
+        ax.set_title(title or f"ECR at {eps_name} = {at:g}\n{self._title()}", fontsize=9)
         ax.legend()
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+        return fig
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:
@@ -553,10 +630,30 @@ def _default_score(out: AVOutput) -> Tensor:
     logits = out.logits
     if logits.shape[-1] != 2:
         raise ValueError(
-            f"score_fn: the default score is P(class 1) of 2-class logits, got logits of shape "
-            f"{tuple(logits.shape)}; pass score_fn=... for other outputs"
+            f"model: returns logits of shape {tuple(logits.shape)}, but the default score "
+            "(no score_fn given) is P(class 1) of 2-class logits (..., 2); pass "
+            "score_fn=... that turns the model's output into scores shaped like the labels"
         )
     return torch.softmax(logits.float(), dim=-1)[..., 1]
+
+
+def _checked_scores(scores: Any, labels: Tensor, scorer: ScoreFn) -> Tensor:
+    """``scores`` (what ``scorer`` gave), refused unless a tensor shaped like the labels."""
+    if scorer is _default_score and scores.shape != labels.shape:
+        raise ValueError(
+            f"data: the labels have shape {tuple(labels.shape)}, but the default score (no "
+            f"score_fn given: P(class 1) of the model's logits) has shape {tuple(scores.shape)}; "
+            "frame labels (B, T) go with frame logits (B, T, 2) and clip labels (B,) with clip "
+            "logits (B, 2), or pass score_fn=... that gives scores shaped like the labels"
+        )
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"score_fn: expected it to return a tensor, got {describe(scores)}")
+    if scores.shape != labels.shape:
+        raise ValueError(
+            f"score_fn: expected scores shaped like the labels {tuple(labels.shape)}, got "
+            f"{tuple(scores.shape)}"
+        )
+    return scores.detach().cpu()
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -595,6 +692,7 @@ class _CleanPass:
     positive: list[bool]
     scores: list[Tensor]
     labels: list[Tensor]
+    digests: list[bytes]  # of each clip's content (see _resultsfile.clip_digests)
 
 
 def _clean_pass(
@@ -606,14 +704,11 @@ def _clean_pass(
     positive: list[bool] = []
     scores: list[Tensor] = []
     labels: list[Tensor] = []
+    digests: list[bytes] = []
     for part, (inputs, y) in source.batches(None):
-        s = score_fn(_forward(model, _to(inputs, device))).detach().cpu()
+        digests += clip_digests(inputs, y)
         y = y.cpu()
-        if s.shape != y.shape:
-            raise ValueError(
-                f"score_fn: expected scores shaped like the labels {tuple(y.shape)}, got "
-                f"{tuple(s.shape)}"
-            )
+        s = _checked_scores(score_fn(_forward(model, _to(inputs, device))), y, score_fn)
         acc = _frame_correct(s, y).float()
         acc = acc.mean(dim=tuple(range(1, acc.ndim))) if acc.ndim > 1 else acc
         ids += part
@@ -623,7 +718,7 @@ def _clean_pass(
         labels += list(y.reshape(y.shape[0], -1))
     if not ids:
         raise ValueError("data: expected at least one clip, got none")
-    return _CleanPass(ids, correct, positive, scores, labels)
+    return _CleanPass(ids, correct, positive, scores, labels, digests)
 
 
 def correct_samples(
@@ -753,11 +848,14 @@ def _parse_rules(rules: Any) -> list[tuple[str, StepRule]]:
 
 
 def _parse_eps(eps: Any) -> list[float]:
-    values = [eps] if isinstance(eps, (int, float)) and not isinstance(eps, bool) else eps
+    values = [eps] if isinstance(eps, numbers.Real) and not isinstance(eps, bool) else eps
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
     if not isinstance(values, Sequence) or isinstance(values, str) or not values:
         raise TypeError(
             f"eps: expected a non-empty list of budgets such as [1, 2, 5], got {describe(eps)}"
         )
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]  # NumPy scalars
     out = [check_number(v, f"eps[{i}]", min_value=0.0, strict=True) for i, v in enumerate(values)]
     if len(set(out)) != len(out):
         raise ValueError(f"eps: expected distinct values, got {out}")
@@ -776,18 +874,48 @@ def _model_fingerprint(model: nn.Module | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _budget_repr(budgets: BudgetFn, eps: list[float]) -> dict[str, dict[str, str]]:
-    """``{eps: {modality: repr(budget)}}``: what the budgets are, whatever the function's name."""
+def _budget_table(
+    budgets: BudgetFn, eps: list[float], sets: list[tuple[str, ...]]
+) -> dict[str, dict[str, str]]:
+    """``{repr(eps): {modality: repr(budget)}}``: what the budgets are, whatever the function's
+    name. Refuses ``budgets(eps)`` that is not a dict of Budgets or lacks an attacked modality."""
     out = {}
+    attacked = _unique([m for mods in sets for m in mods])
     for e in eps:
         given = budgets(e)
-        if not isinstance(given, Mapping):
+        if not isinstance(given, Mapping) or not all(isinstance(b, Budget) for b in given.values()):
             raise TypeError(
                 f"budgets: expected budgets(eps) to return a dict {{modality: Budget}}, got "
                 f"{describe(given)} at eps={e:g}"
             )
+        missing = [m for m in attacked if m not in given]
+        if missing:
+            raise ValueError(
+                f"modalities: no budget for {missing} at eps={e:g}; budgets(eps) gives "
+                f"{sorted(given)}"
+            )
         out[repr(e)] = {str(m): repr(b) for m, b in given.items()}
     return out
+
+
+def _cell_definitions(
+    rule_list: list[tuple[str, StepRule]],
+    eps_list: list[float],
+    sets: list[tuple[str, ...]],
+    table: Mapping[str, Mapping[str, str]],
+) -> dict[str, dict[str, Any]]:
+    """``{cell key: what defines the cell}``, in grid order (rule, eps, modality set): the
+    rule's repr and the budgets of the attacked modalities, as each cell line of the file
+    stores them."""
+    return {
+        _cell_key(name, e, mods): {
+            "rule": repr(rule),
+            "budgets": {m: table[repr(e)][m] for m in mods},
+        }
+        for name, rule in rule_list
+        for e in eps_list
+        for mods in sets
+    }
 
 
 def _cell_seed(seed: int, key: str) -> int:
@@ -803,51 +931,146 @@ def _name_of(value: Any) -> str:
 # ----------------------------------------------------------------------------- results file
 
 
-def _read_results(path: PathLike) -> tuple[dict[str, Any] | None, dict[str, CellResult]]:
-    meta: dict[str, Any] | None = None
-    cells: dict[str, CellResult] = {}
-    with open(path) as handle:
-        lines = handle.read().split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if number >= len(lines) - 1:  # a line cut short by an interruption: ignore it
-                continue
-            raise ValueError(f"{path}:{number}: not a JSON line: {line[:80]!r}") from None
-        kind = record.get("kind") if isinstance(record, dict) else None
-        if kind == "meta" and meta is None:
-            meta = record
-        elif kind == "cell":
-            cell = CellResult.from_dict(record["result"])
-            cells[cell.key] = cell
-    return meta, cells
+@dataclass
+class _StoredCell:
+    """A finished cell read from a results file: the cell, what defines it, its line."""
+
+    cell: CellResult
+    defines: dict[str, Any]
+    line: int
+    record: dict[str, Any]
 
 
-def _append(path: PathLike, record: Mapping[str, Any]) -> None:
+@dataclass
+class _Stored:
+    """What a results file holds: its meta record (``None`` if none yet) and cells by key."""
+
+    meta: dict[str, Any] | None
+    cells: dict[str, _StoredCell]
+    format: int = _FORMAT
+    tidy: bool = True  # the text is exactly its records, one line each
+
+
+def _read_results(path: str) -> _Stored:
+    """Read and check every line (format 1 or 2); format 1 is converted to format 2 in memory.
+
+    Raises:
+        ValueError: a line that is not as evaluate wrote it: not JSON (but a last line cut short
+            by a kill, which is skipped), edited (its check does not match), a missing or
+            unknown field, a wrong type, a second meta line, a cell written twice; the message
+            gives ``path:line``.
+    """
+    records, tidy = read_records(path)
+    metas = [(n, r) for n, r in records if r["kind"] == "meta"]
+    if len(metas) > 1:
+        raise ValueError(
+            f"{path}:{metas[1][0]}: a second meta line (the first is line {metas[0][0]}); "
+            "a results file holds one evaluation"
+        )
+    if not metas:
+        cells = [n for n, r in records if r["kind"] == "cell"]
+        if cells:
+            raise ValueError(f"results_file: {path} has cells but no 'meta' line; delete it")
+        return _Stored(None, {}, tidy=tidy)
+    line, meta = metas[0]
+    version = _meta_format(meta, f"{path}:{line}")
+    if version == 1:
+        meta = _meta_from_v1(meta)
+    stored = _Stored(meta, {}, version, tidy)
+    for number, record in records:
+        where = f"{path}:{number}"
+        if record["kind"] == "cell":
+            _add_cell(stored, number, record, where, metas[0][1])
+        if version > 1:
+            verify_check(record, where)
+    return stored
+
+
+def _meta_format(meta: Mapping[str, Any], where: str) -> int:
+    config = meta.get("config")
+    version = config.get("format") if isinstance(config, dict) else None
+    if type(version) is not int or version not in (1, _FORMAT):
+        raise ValueError(
+            f"{where}: expected a meta line of results-file format 1 or {_FORMAT}, got format "
+            f"{version!r} (written by another avrobust version?)"
+        )
+    wanted = {"config": dict, "clean": dict, "selection": list}
+    if version > 1:
+        wanted["data"] = str
+    wrong = [k for k, kind in wanted.items() if not isinstance(meta.get(k), kind)]
+    if wrong or not all(isinstance(i, int) for i in meta["selection"]):
+        raise ValueError(f"{where}: the meta line lacks or garbles {wrong or ['selection']}")
+    return int(version)
+
+
+def _meta_from_v1(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A format-1 meta record as format 2: the grid leaves the config (each cell line gets what
+    defines it); the data and the callables' code were not recorded (``None``)."""
+    config = {k: v for k, v in meta["config"].items() if k not in _GRID_KEYS}
+    config.update(format=_FORMAT, objective_code=None, score_fn_code=None)
+    kept = {k: meta[k] for k in ("clean", "selection")}
+    return {"kind": "meta", "config": config, **kept, "data": None}
+
+
+def _v1_defines(meta: Mapping[str, Any], cell: CellResult, where: str) -> dict[str, Any]:
+    """What defines a format-1 cell, from the grid of its meta line."""
+    config = meta["config"]
+    try:
+        rule = config["rule_repr"][config["rules"].index(cell.rule)]
+        budgets = {m: config["budget_repr"][repr(cell.eps)][m] for m in cell.modalities}
+    except (KeyError, ValueError, IndexError, TypeError):
+        raise ValueError(
+            f"{where}: cell {cell.key} is not in the grid of the meta line of this format-1 file"
+        ) from None
+    return {"rule": rule, "budgets": budgets}
+
+
+def _add_cell(
+    stored: _Stored, number: int, record: dict[str, Any], where: str, raw_meta: Mapping[str, Any]
+) -> None:
+    result = record_fields(record.get("result"), CellResult, where)
+    try:
+        cell = CellResult.from_dict(result)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{where}: the cell's result is not valid: {exc}") from None
+    if record.get("key") != cell.key:
+        raise ValueError(
+            f"{where}: the line's key {record.get('key')!r} is not its cell's {cell.key!r}"
+        )
+    if cell.key in stored.cells:
+        first = stored.cells[cell.key].line
+        raise ValueError(f"{where}: cell {cell.key} again (it is on line {first} already)")
+    defines: Any = (
+        _v1_defines(raw_meta, cell, where) if stored.format == 1 else record.get("defines")
+    )
+    if not (
+        isinstance(defines, dict)
+        and isinstance(defines.get("rule"), str)
+        and isinstance(defines.get("budgets"), dict)
+    ):
+        raise ValueError(f"{where}: the cell line lacks what defines it ('defines')")
+    stored.cells[cell.key] = _StoredCell(cell, defines, number, record)
+
+
+def _cell_record(key: str, defines: Mapping[str, Any], cell_dict: Mapping[str, Any]) -> dict:
+    return {"kind": "cell", "key": key, "defines": defines, "result": cell_dict}
+
+
+def _append(path: str, record: Mapping[str, Any]) -> None:
     with open(path, "a") as handle:
-        handle.write(json.dumps(_json_ready(record)) + "\n")
+        handle.write(dump_record(_json_ready(record)))
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def _start_file(path: PathLike) -> None:
-    """Drop a half-written last line left by an interruption (a whole one only gets its newline
-    back), so appends start on a new line; :func:`_read_results` reads the same lines."""
-    with open(path) as handle:
-        text = handle.read()
-    body = text[:-1] if text.endswith("\n") else text
-    head, _, last = body.rpartition("\n")
-    try:
-        json.loads(last)
-        fixed = body + "\n"
-    except json.JSONDecodeError:
-        fixed = head + "\n" if head else ""
-    if fixed != text:
-        with open(path, "w") as handle:
-            handle.write(fixed)
+def _rewrite(path: str, stored: _Stored) -> None:
+    """Write the file anew, at once (temporary file and rename), as format 2: drops a line cut
+    short by an interruption and upgrades a format-1 file."""
+    assert stored.meta is not None
+    lines = [dump_record(_json_ready(stored.meta))]
+    for key, s in stored.cells.items():
+        lines.append(dump_record(_cell_record(key, s.defines, s.record["result"])))
+    atomic_write(path, "".join(lines))
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -924,10 +1147,15 @@ def evaluate(
         batch_size: clips per attack batch (datasets and stacked tensors).
         seed: seed of the balanced draw and of every cell's random start (each cell's seed comes
             from ``seed`` and the cell, so a resumed run gives the same numbers).
-        results_file: a JSON-lines file; the run's settings and selection are written first, then
-            one line per finished cell. With ``resume``, an existing file of the same evaluation
-            is read and its cells are not recomputed.
-        resume: read ``results_file`` if it exists (``False``: start it afresh).
+        results_file: a JSON-lines file; the run's settings, selection and a fingerprint of the
+            selected clips' content are written first, then one line per finished cell, with
+            what defines it (rule, eps, modalities, budgets) and a checksum. With ``resume``, an
+            existing file of the same evaluation is read and its cells are not recomputed: a
+            cell of this grid found there is reused, the others are computed and appended; cells
+            of another grid stay in the file, unreported. ``<results_file>.lock`` marks a run in
+            progress: a second run on the same file stops at once.
+        resume: read ``results_file`` if it exists (``False``: start it afresh; the old file is
+            replaced, at once, when the new one's first line is ready).
         progress: show a tqdm progress bar over the cells (on stderr).
         on_cell: called with each newly computed :class:`CellResult`, after it is saved.
 
@@ -936,8 +1164,11 @@ def evaluate(
 
     Raises:
         TypeError, ValueError: bad arguments (the message names the argument); a results file of
-            a different evaluation (different model weights, grid or settings); no clip to
+            a different evaluation (other model weights, data, settings, objective or score_fn
+            code, or a cell of this grid computed with other budgets or rule settings), or one
+            whose lines are not as evaluate wrote them (the message gives the line); no clip to
             attack.
+        RuntimeError: ``results_file`` is in use by another run (its lock file exists).
 
     Example:
         >>> import torch
@@ -959,6 +1190,64 @@ def evaluate(
         raise TypeError(f"surrogate: expected a torch.nn.Module or None, got {describe(surrogate)}")
     rule_list = _parse_rules(rules)
     eps_list = _parse_eps(eps)
+    sets = _parse_modality_sets(modalities)
+    if not callable(budgets):
+        raise TypeError(
+            f"budgets: expected a function eps -> {{modality: Budget}}, got {describe(budgets)}"
+        )
+    _check_optional_callables(score_fn=score_fn, on_cell=on_cell)
+    check_int(steps, "steps", min_value=1)
+    objective = _check_objective(objective)
+    accuracy = _check_fraction(min_accuracy, "min_accuracy")
+    check_int(seed, "seed", min_value=0)
+    select = _check_select(select)
+    if per_class is not None:
+        check_int(per_class, "per_class", min_value=1)
+    for name, flag in (("balance", balance), ("resume", resume), ("progress", progress)):
+        check_bool(flag, name)
+    embeddings = _check_embeddings(ecr_embeddings)
+    path = check_results_path(results_file)
+    source = _Source(data, check_int(batch_size, "batch_size", min_value=1))
+    scorer = score_fn or _default_score
+    table = _budget_table(budgets, eps_list, sets)
+    defines = _cell_definitions(rule_list, eps_list, sets, table)
+    config = _file_config(
+        model=model,
+        source=source,
+        budgets=budgets,
+        steps=steps,
+        objective=objective,
+        surrogate=surrogate,
+        select=select,
+        balance=balance,
+        per_class=per_class,
+        min_accuracy=accuracy,
+        seed=seed,
+        score_fn=score_fn,
+        ecr_embeddings=embeddings,
+    )
+    with ResultsLock(path):
+        meta, done = _open_results(path, config, resume, source)
+        if meta is None:
+            meta = _first_pass(model, source, scorer, config, select, per_class, path)
+        _check_reuse(path, done, defines)
+        selection = [int(i) for i in meta["selection"]]
+        runner = _CellRunner(model, surrogate or model, source, selection, scorer, embeddings)
+        grid = [(n, rule, e, mods) for n, rule in rule_list for e in eps_list for mods in sets]
+        attack = (budgets, steps, objective, seed)
+        cells = _run_grid(grid, done, runner, path, defines, attack, progress, on_cell)
+    grid_config = {
+        "rules": [n for n, _ in rule_list],
+        "rule_repr": [repr(r) for _, r in rule_list],
+        "eps": eps_list,
+        "budget_repr": table,
+        "modalities": ["+".join(s) for s in sets],
+    }
+    report_config = {"format": _FORMAT, **grid_config, **config}
+    return EvaluationReport(report_config, meta["clean"], selection, cells)
+
+
+def _parse_modality_sets(modalities: Any) -> list[tuple[str, ...]]:
     if isinstance(modalities, str) or not isinstance(modalities, Sequence) or not modalities:
         raise TypeError(
             "modalities: expected a list of modality sets such as ['audio', 'visual', "
@@ -967,86 +1256,117 @@ def evaluate(
     sets = [_parse_modality_set(m, f"modalities[{i}]") for i, m in enumerate(modalities)]
     if len(set(sets)) != len(sets):
         raise ValueError(f"modalities: each set may appear once, got {['+'.join(s) for s in sets]}")
-    if not callable(budgets):
-        raise TypeError(
-            f"budgets: expected a function eps -> {{modality: Budget}}, got {describe(budgets)}"
-        )
-    check_int(steps, "steps", min_value=1)
+    return sets
+
+
+def _check_optional_callables(**functions: Any) -> None:
+    for name, function in functions.items():
+        if function is not None and not callable(function):
+            raise TypeError(f"{name}: expected a function or None, got {describe(function)}")
+
+
+def _check_objective(objective: Any) -> Any:
     if isinstance(objective, str):
-        objective = check_choice(objective, "objective", ("training", "inference"))
-    elif not callable(objective):
+        return check_choice(objective, "objective", ("training", "inference"))
+    if not callable(objective):
         raise TypeError(
             f"objective: expected 'training', 'inference' or a callable, got {describe(objective)}"
         )
-    accuracy = _check_fraction(min_accuracy, "min_accuracy")
-    check_int(seed, "seed", min_value=0)
+    return objective
+
+
+def _check_select(select: Any) -> str | Sequence[int]:
     if isinstance(select, str):
-        select = check_choice(select, "select", ("correct", "all"))
-    elif not isinstance(select, Sequence) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in select
+        return check_choice(select, "select", ("correct", "all"))
+    if not isinstance(select, Sequence) or not all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in select
     ):
         raise TypeError(
             f"select: expected 'correct', 'all' or a list of clip indices, got {describe(select)}"
         )
-    if per_class is not None:
-        check_int(per_class, "per_class", min_value=1)
-    for name, flag in (("balance", balance), ("resume", resume), ("progress", progress)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name}: expected a bool, got {describe(flag)}")
-    source = _Source(data, check_int(batch_size, "batch_size", min_value=1))
-    scorer = score_fn or _default_score
+    return [int(i) for i in select]
 
-    config: dict[str, Any] = {
+
+def _check_embeddings(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TypeError(
+            "ecr_embeddings: expected a dict {modality: embedding name} or None, got "
+            f"{describe(value)}"
+        )
+    return dict(value)
+
+
+def _file_config(
+    *,
+    model: nn.Module,
+    source: _Source,
+    budgets: BudgetFn,
+    steps: int,
+    objective: Any,
+    surrogate: nn.Module | None,
+    select: str | Sequence[int],
+    balance: bool,
+    per_class: int | None,
+    min_accuracy: float,
+    seed: int,
+    score_fn: ScoreFn | None,
+    ecr_embeddings: dict[str, str] | None,
+) -> dict[str, Any]:
+    """What a results file must share with a run to resume it: everything but the grid (rules,
+    eps, modalities and their budgets, which each cell line carries)."""
+    return {
         "format": _FORMAT,
-        "rules": [n for n, _ in rule_list],
-        "rule_repr": [repr(r) for _, r in rule_list],
-        "eps": eps_list,
         "eps_name": "eps_av" if budgets is push_pull_budgets else "eps",
         "budgets": _name_of(budgets),
-        "budget_repr": _budget_repr(budgets, eps_list),
-        "modalities": ["+".join(s) for s in sets],
         "steps": steps,
         "objective": _name_of(objective),
+        "objective_code": callable_identity(objective),
         "surrogate": surrogate is not None,
         "select": select if isinstance(select, str) else "indices",
-        "select_indices": None if isinstance(select, str) else sorted(int(i) for i in select),
+        "select_indices": None if isinstance(select, str) else sorted(select),
         "balance": balance,
         "per_class": per_class,
-        "min_accuracy": accuracy,
+        "min_accuracy": min_accuracy,
         "seed": seed,
         "score_fn": None if score_fn is None else _name_of(score_fn),
-        "ecr_embeddings": None
-        if ecr_embeddings is None
-        else {str(k): str(v) for k, v in ecr_embeddings.items()},
+        "score_fn_code": callable_identity(score_fn),
+        "ecr_embeddings": ecr_embeddings,
         "samples": source.size(),
         "model": _model_fingerprint(model),
         "surrogate_model": _model_fingerprint(surrogate),
     }
-    meta, done = _open_results(results_file, config, resume)
-    if meta is None:
-        clean, selection = _select(model, source, scorer, config, select, per_class)
-        meta = {"kind": "meta", "config": config, "clean": clean, "selection": selection}
-        if results_file is not None:
-            _append(results_file, meta)
-    clean, selection = meta["clean"], [int(i) for i in meta["selection"]]
 
-    grid = [(name, rule, e, mods) for name, rule in rule_list for e in eps_list for mods in sets]
-    runner = _CellRunner(model, surrogate or model, source, selection, scorer, ecr_embeddings)
+
+def _run_grid(
+    grid: list[tuple[str, StepRule, float, tuple[str, ...]]],
+    done: Mapping[str, _StoredCell],
+    runner: _CellRunner,
+    path: str | None,
+    defines: Mapping[str, Mapping[str, Any]],
+    attack: tuple[BudgetFn, int, Any, int],
+    progress: bool,
+    on_cell: Callable[[CellResult], None] | None,
+) -> list[CellResult]:
+    """Every cell of ``grid`` in order: read from ``done`` or computed and appended to ``path``."""
+    budgets, steps, objective, seed = attack
     bar = _progress_bar(len(grid), sum(_cell_key(n, e, m) in done for n, _, e, m in grid), progress)
     cells: list[CellResult] = []
     try:
         for name, rule, e, mods in grid:
             key = _cell_key(name, e, mods)
             if key in done:
-                cells.append(done[key])
+                cells.append(done[key].cell)
                 continue
             if bar is not None:
                 bar.set_postfix_str(key)
             cell = runner.run(name, rule, e, mods, budgets, steps, objective, _cell_seed(seed, key))
-            if results_file is not None:
-                _append(results_file, {"kind": "cell", "key": key, "result": cell.to_dict()})
+            if path is not None:
+                _append(path, _cell_record(key, defines[key], cell.to_dict()))
             cells.append(cell)
-            done[key] = cell
             if bar is not None:
                 bar.update(1)
             if on_cell is not None:
@@ -1054,7 +1374,7 @@ def evaluate(
     finally:
         if bar is not None:
             bar.close()
-    return EvaluationReport(config, clean, selection, cells)
+    return cells
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
@@ -1066,32 +1386,103 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
 
 def _open_results(
-    path: PathLike | None, config: dict[str, Any], resume: bool
-) -> tuple[dict[str, Any] | None, dict[str, CellResult]]:
-    if path is None:
+    path: str | None, config: dict[str, Any], resume: bool, source: _Source
+) -> tuple[dict[str, Any] | None, dict[str, _StoredCell]]:
+    """The meta record and finished cells of ``path`` when it resumes this run (``None, {}``
+    when there is nothing to resume); refuses a file of another evaluation or other data."""
+    if path is None or not resume or not os.path.exists(path):
         return None, {}
-    if not resume or not os.path.exists(path):
-        parent = os.path.dirname(os.fspath(path))
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        open(path, "w").close()
+    stored = _read_results(path)
+    if stored.meta is None:
         return None, {}
-    meta, cells = _read_results(path)
-    if meta is None:
-        if cells:
-            raise ValueError(f"results_file: {path} has cells but no 'meta' line; delete it")
-        open(path, "w").close()
-        return None, {}
-    differs = sorted(
-        k for k in set(config) | set(meta["config"]) if config.get(k) != meta["config"].get(k)
-    )
+    meta = stored.meta
+    unchecked = {"objective_code", "score_fn_code"} if stored.format == 1 else set()
+    # the budgets' name only labels them: each cell line holds the budgets themselves
+    compared = (set(config) | set(meta["config"])) - unchecked - {"budgets", "eps_name"}
+    differs = sorted(k for k in compared if config.get(k) != meta["config"].get(k))
     if differs:
         raise ValueError(
             f"results_file: {path} holds results of a different evaluation (it differs in "
             f"{differs}); pass another results_file, delete it, or use resume=False to overwrite"
         )
-    _start_file(path)
-    return meta, cells
+    digest = _selection_digest(source, [int(i) for i in meta["selection"]])
+    if stored.format == 1:
+        meta["config"].update({k: config[k] for k in unchecked})
+        meta["data"] = digest
+        warnings.warn(
+            f"results_file: {path} was written by an earlier avrobust (results-file format 1), "
+            "which did not record the data or the code of a callable objective or score_fn, so "
+            "they cannot be checked: they are taken to be this run's, and recorded now (the "
+            f"file is upgraded to format {_FORMAT})",
+            stacklevel=3,
+        )
+    elif meta["data"] != digest:
+        raise ValueError(
+            f"data: the selected clips differ from those results_file {path} was computed on "
+            f"(content fingerprint {digest}, the file's {meta['data']}): other data of the same "
+            "size? Pass the data of that run, another results_file, or resume=False to overwrite"
+        )
+    if stored.format == 1 or not stored.tidy:
+        _rewrite(path, stored)
+    return meta, stored.cells
+
+
+def _selection_digest(source: _Source, selection: list[int]) -> str:
+    """The content fingerprint of the selected clips, read from the data (no model call)."""
+    found: dict[int, bytes] = {}
+    for part, (inputs, labels) in source.batches(selection):
+        found.update(zip(part, clip_digests(inputs, labels)))
+    if set(found) != set(selection):
+        raise ValueError(
+            f"data: gave {len(found)} of the {len(selection)} clips the results file selected; "
+            "pass data that gives the same clips every time it is iterated (a Dataset, a list of "
+            "batches, a DataLoader without shuffling), not a one-shot iterator such as a generator"
+        )
+    return data_digest([found[i] for i in selection])
+
+
+def _check_reuse(
+    path: str | None, done: Mapping[str, _StoredCell], defines: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Refuse a finished cell of this grid that was computed with other budgets or rule
+    settings than this run's (the same key, another cell)."""
+    for key, wanted in defines.items():
+        stored = done.get(key)
+        if stored is None or stored.defines == wanted:
+            continue
+        if stored.defines["rule"] != wanted["rule"]:
+            field_name = "rule_repr"
+            what = f"the rule {stored.defines['rule']}, where rules gives {wanted['rule']}"
+        else:
+            field_name = "budget_repr"
+            what = (
+                f"the budgets {stored.defines['budgets']}, where budgets gives {wanted['budgets']}"
+            )
+        raise ValueError(
+            f"results_file: {path} holds results of a different evaluation (it differs in "
+            f"['{field_name}']): line {stored.line} holds cell {key} computed with {what}; "
+            "delete that line to compute the cell anew, pass another results_file, or use "
+            "resume=False to overwrite the file"
+        )
+
+
+def _first_pass(
+    model: nn.Module,
+    source: _Source,
+    scorer: ScoreFn,
+    config: dict[str, Any],
+    select: str | Sequence[int],
+    per_class: int | None,
+    path: str | None,
+) -> dict[str, Any]:
+    """The clean pass and the selection; their meta record starts ``path`` (replacing any old
+    file at once, with a temporary file and a rename)."""
+    clean, selection, digest = _select(model, source, scorer, config, select, per_class)
+    meta = {"kind": "meta", "config": config, "clean": clean, "selection": selection}
+    meta["data"] = digest
+    if path is not None:
+        atomic_write(path, dump_record(_json_ready(meta)))
+    return meta
 
 
 def _select(
@@ -1101,7 +1492,8 @@ def _select(
     config: Mapping[str, Any],
     select: str | Sequence[int],
     per_class: int | None,
-) -> tuple[dict[str, Any], list[int]]:
+) -> tuple[dict[str, Any], list[int], str]:
+    """The clean measures, the selected clip indices and their content fingerprint."""
     found = _clean_pass(model, source, scorer, float(config["min_accuracy"]))
     all_scores, all_labels = torch.cat(found.scores), torch.cat(found.labels)
     clean: dict[str, Any] = {
@@ -1138,7 +1530,7 @@ def _select(
     clean["map_selected"] = float(ava_average_precision(picked_scores, picked_labels))
     clean["samples_selected"] = len(selection)
     clean["positives_selected"] = int(sum(found.positive[position[i]] for i in selection))
-    return clean, selection
+    return clean, selection, data_digest([found.digests[j] for j in rows])
 
 
 class _CellRunner:
@@ -1211,13 +1603,7 @@ class _CellRunner:
             )
         chosen = {m: all_budgets[m] for m in mods}
         attack = MultimodalAttack(self.attacker, rule, chosen, steps, objective, seed=seed)
-        clean_scores, adv_scores, frame_labels = [], [], []
-        ecr_sum: dict[str, float] = {}
-        ecr_count: dict[str, int] = {}
-        snr: dict[str, list[Tensor]] = {m: [] for m in mods}
-        peak: dict[str, list[Tensor]] = {m: [] for m in mods}
-        linf: dict[str, float] = dict.fromkeys(mods, 0.0)
-        success = errors = clips = frames = 0
+        tally = _Tally(mods)
         seen: list[int] = []
         for number, (part, (inputs, labels)) in enumerate(self.source.batches(self.selection)):
             seen += part
@@ -1233,32 +1619,12 @@ class _CellRunner:
             result = attack(_to(inputs, self.attack_device), labels.to(self.attack_device))
             adv = _to(result.inputs, self.device)
             out = _forward(self.model, adv)
-            adv_s = self.scorer(out).detach()
-            wrong = ~_frame_correct(adv_s, labels)
-            frac = (
-                wrong.float().mean(dim=tuple(range(1, wrong.ndim)))
-                if wrong.ndim > 1
-                else wrong.float()
-            )
-            success += int((frac > 0.5).sum())
-            errors += int(wrong.sum())
-            clips += int(labels.shape[0])
-            frames += int(labels.numel())
-            clean_scores.append(clean_s.reshape(-1).cpu())
-            adv_scores.append(adv_s.reshape(-1).cpu())
-            frame_labels.append(labels.reshape(-1).cpu())
+            tally.add_scores(clean_s, self.scorer(out).detach(), labels)
             for m, e in self._embedding_names(out, inputs).items():
                 if m in clean_emb:
-                    ratios = ecr_per_frame(clean_emb[m], out.embeddings[e].detach())
-                    ecr_sum[m] = ecr_sum.get(m, 0.0) + float(ratios.sum())
-                    ecr_count[m] = ecr_count.get(m, 0) + ratios.numel()
+                    tally.add_ecr(m, ecr_per_frame(clean_emb[m], out.embeddings[e].detach()))
             for m in mods:
-                x, x_adv = inputs[m].float(), adv[m].float()
-                snr[m].append(snr_db(x, x_adv).cpu())
-                bounds = chosen[m].bounds
-                if bounds is not None and math.isfinite(bounds[1] - bounds[0]):
-                    peak[m].append(psnr(x, x_adv, data_range=bounds[1] - bounds[0]).cpu())
-                linf[m] = max(linf[m], float(max_abs(x, x_adv).max()))
+                tally.add_change(m, inputs[m].float(), adv[m].float(), chosen[m].bounds)
         if seen != self.selection:
             raise ValueError(
                 f"data: a second pass over it gave {len(seen)} of the {len(self.selection)} "
@@ -1266,23 +1632,88 @@ class _CellRunner:
                 "(a Dataset, a list of batches, a DataLoader without shuffling), not a one-shot "
                 "iterator such as a generator"
             )
-        scores_clean, scores_adv = torch.cat(clean_scores), torch.cat(adv_scores)
-        truth = torch.cat(frame_labels)
+        return tally.result(name, eps, time.perf_counter() - start)
+
+
+def _flat(values: list[Tensor]) -> Tensor:
+    return torch.cat([v.reshape(-1) for v in values])
+
+
+def _float32_rows(values: list[Tensor]) -> list[list[float]]:
+    """Per-clip rows of ``(B, F)`` tensors as lists of floats at float32 precision: the shortest
+    decimals that give the float32 back, so a results file stays small."""
+    rows = [row for batch in values for row in batch.to(torch.float32).numpy()]
+    return [[float(str(v)) for v in row] for row in rows]
+
+
+class _Tally:
+    """What one cell adds up over its batches; :meth:`result` makes the :class:`CellResult`."""
+
+    def __init__(self, mods: tuple[str, ...]) -> None:
+        self.mods = mods
+        self.clean: list[Tensor] = []  # (B, frames) per batch, on the CPU
+        self.adv: list[Tensor] = []
+        self.labels: list[Tensor] = []
+        self.ecr_sum: dict[str, float] = {}
+        self.ecr_count: dict[str, int] = {}
+        self.ecr_clip: dict[str, list[float]] = {}
+        self.snr: dict[str, list[Tensor]] = {m: [] for m in mods}
+        self.peak: dict[str, list[Tensor]] = {m: [] for m in mods}
+        self.linf: dict[str, float] = dict.fromkeys(mods, 0.0)
+        self.success = self.errors = self.clips = self.frames = 0
+
+    def add_scores(self, clean: Tensor, adv: Tensor, labels: Tensor) -> None:
+        wrong = ~_frame_correct(adv, labels)
+        frac = (
+            wrong.float().mean(dim=tuple(range(1, wrong.ndim))) if wrong.ndim > 1 else wrong.float()
+        )
+        self.success += int((frac > 0.5).sum())
+        self.errors += int(wrong.sum())
+        batch = int(labels.shape[0])
+        self.clips += batch
+        self.frames += int(labels.numel())
+        self.clean.append(clean.reshape(batch, -1).cpu())
+        self.adv.append(adv.reshape(batch, -1).cpu())
+        self.labels.append(labels.reshape(batch, -1).cpu())
+
+    def add_ecr(self, modality: str, ratios: Tensor) -> None:
+        self.ecr_sum[modality] = self.ecr_sum.get(modality, 0.0) + float(ratios.sum())
+        self.ecr_count[modality] = self.ecr_count.get(modality, 0) + ratios.numel()
+        per_clip = ratios.reshape(ratios.shape[0] if ratios.ndim else 1, -1).double().mean(1)
+        self.ecr_clip.setdefault(modality, []).extend(per_clip.cpu().tolist())
+
+    def add_change(
+        self, modality: str, x: Tensor, x_adv: Tensor, bounds: tuple[float, float] | None
+    ) -> None:
+        self.snr[modality].append(snr_db(x, x_adv).cpu())
+        if bounds is not None and math.isfinite(bounds[1] - bounds[0]):
+            self.peak[modality].append(psnr(x, x_adv, data_range=bounds[1] - bounds[0]).cpu())
+        self.linf[modality] = max(self.linf[modality], float(max_abs(x, x_adv).max()))
+
+    def result(self, rule: str, eps: float, seconds: float) -> CellResult:
+        truth = torch.cat([y.reshape(-1) for y in self.labels])  # clips may differ in length
+        per_clip = {
+            "labels": [[int(v) for v in row] for y in self.labels for row in y.tolist()],
+            "clean": _float32_rows(self.clean),
+            "adv": _float32_rows(self.adv),
+            "ecr": {m: [float(v) for v in values] for m, values in self.ecr_clip.items()},
+        }
         return CellResult(
-            rule=name,
+            rule=rule,
             eps=eps,
-            modalities=mods,
-            map_clean=float(ava_average_precision(scores_clean, truth)),
-            map_adv=float(ava_average_precision(scores_adv, truth)),
-            success_rate=success / clips,
-            frame_error_rate=errors / frames,
-            ecr={m: ecr_sum[m] / ecr_count[m] for m in ecr_sum if ecr_count[m]},
-            snr_db={m: _finite_mean(v) for m, v in snr.items() if v},
-            psnr_db={m: _finite_mean(v) for m, v in peak.items() if v},
-            linf=linf,
-            samples=clips,
-            frames=frames,
-            seconds=time.perf_counter() - start,
+            modalities=self.mods,
+            map_clean=float(ava_average_precision(_flat(self.clean), truth)),
+            map_adv=float(ava_average_precision(_flat(self.adv), truth)),
+            success_rate=self.success / self.clips,
+            frame_error_rate=self.errors / self.frames,
+            ecr={m: s / self.ecr_count[m] for m, s in self.ecr_sum.items() if self.ecr_count[m]},
+            snr_db={m: _finite_mean(v) for m, v in self.snr.items() if v},
+            psnr_db={m: _finite_mean(v) for m, v in self.peak.items() if v},
+            linf=self.linf,
+            samples=self.clips,
+            frames=self.frames,
+            seconds=seconds,
+            per_clip=per_clip,
         )
 
 

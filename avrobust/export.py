@@ -181,7 +181,9 @@ def export_pairs(
     ``genuine_strip.png`` and ``adversarial_strip.png`` (all frames side by side) and, with
     ``frames``, one PNG per frame in ``genuine_frames/`` and ``adversarial_frames/``; with
     ``gif``, ``genuine.gif`` and ``adversarial.gif`` (the clip moving at ``fps``; needs pillow).
-    ``out_dir`` also gets ``manifest.csv`` (files, label, SNR, PSNR per pair), the test itself in
+    ``out_dir`` also gets ``manifest.csv`` (files, label, SNR, PSNR per pair; the label as
+    text a spreadsheet keeps: ``speaking`` / ``not speaking`` for clip labels, ``frames: 0 0 1 1``
+    for frame labels), the test itself in
     ``xab/trial_<n>/`` (``A``, ``B`` and ``X`` as ``.wav`` and ``.png``: A and B are the genuine
     and the adversarial clip in random order, X a copy of one of them) and the answer key
     ``xab_key.csv`` (which of A and B is genuine, and whether X is A or B): give the volunteers
@@ -284,23 +286,7 @@ def export_pairs(
                 if f"{kind}_{what}" in files:
                     shutil.copyfile(files[f"{kind}_{what}"], os.path.join(trial, role + suffix))
         key.append([f"trial_{len(key) + 1:03d}", f"pair_{i:03d}", a, b, "A" if x_is_a else "B"])
-    _write_rows(
-        os.path.join(os.fspath(out_dir), "manifest.csv"),
-        ["pair", "label", "snr_db", "psnr_db", *sorted({k for p in pairs for k in p.files})],
-        [
-            [
-                f"pair_{p.index:03d}",
-                "" if labels is None else _label_text(labels[p.index]),
-                "" if p.snr_db is None else f"{p.snr_db:.2f}",
-                "" if p.psnr_db is None else f"{p.psnr_db:.2f}",
-                *(
-                    os.path.relpath(p.files[k], out_dir) if k in p.files else ""
-                    for k in sorted({k for q in pairs for k in q.files})
-                ),
-            ]
-            for p in pairs
-        ],
-    )
+    _write_manifest(out_dir, pairs, labels)
     _write_rows(
         os.path.join(os.fspath(out_dir), "xab_key.csv"),
         ["trial", "pair", "A", "B", "X is"],
@@ -309,9 +295,32 @@ def export_pairs(
     return pairs
 
 
+def _write_manifest(out_dir: PathLike, pairs: list[ExportedPair], labels: Tensor | None) -> None:
+    """``manifest.csv``: per pair its label, SNR, PSNR and files (relative paths)."""
+    kinds = sorted({k for p in pairs for k in p.files})
+    _write_rows(
+        os.path.join(os.fspath(out_dir), "manifest.csv"),
+        ["pair", "label", "snr_db", "psnr_db", *kinds],
+        [
+            [
+                f"pair_{p.index:03d}",
+                "" if labels is None else _label_text(labels[p.index]),
+                "" if p.snr_db is None else f"{p.snr_db:.2f}",
+                "" if p.psnr_db is None else f"{p.psnr_db:.2f}",
+                *(os.path.relpath(p.files[k], out_dir) if k in p.files else "" for k in kinds),
+            ]
+            for p in pairs
+        ],
+    )
+
+
 def _label_text(label: Tensor) -> str:
-    values = label.reshape(-1).tolist()
-    return "".join(str(int(v)) for v in values)
+    """A clip's label as text a spreadsheet keeps: ``"speaking"`` / ``"not speaking"`` for a
+    clip label, ``"frames: 0 0 1 1"`` for frame labels (digits alone, ``"0011"``, are read as
+    the number 11)."""
+    if label.ndim == 0:
+        return "speaking" if int(label) else "not speaking"
+    return "frames: " + " ".join(str(int(v)) for v in label.reshape(-1).tolist())
 
 
 def _write_rows(path: str, head: list[str], rows: list[list[str]]) -> None:

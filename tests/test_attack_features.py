@@ -19,6 +19,7 @@ from avrobust.attacks.objectives import per_sample_ce
 
 MODEL = make_model()
 FRAME_MODEL = make_model(frame_level=True)
+DOUBLE_MODEL = make_model().double()  # for comparisons across batch sizes: see the tests
 LABELS = torch.tensor([0, 1, 1])
 
 
@@ -27,36 +28,44 @@ def visual_only(eps: float = 4.0, alpha: float | None = None) -> dict[str, avrob
 
 
 def test_restarts_keep_the_best_restart_per_sample():
-    # With one attacked modality, restart 0 of a batched run draws the same start as a 1-restart
-    # run with the same seed, so the kept restart can only score higher or equal.
-    inputs = make_inputs(batch=5)
+    """Restart 0 of a batched run draws the same start as a 1-restart run with the same seed, so
+    the kept restart can only score higher or equal. In float64: the 1-restart and the 4-restart
+    runs use other batch sizes, and in float32 a near-zero gradient element can take another sign
+    in another batch size on some CPUs."""
+    inputs = make_inputs(batch=5, dtype=torch.float64)
     labels = torch.tensor([0, 1, 1, 0, 1])
     # small steps, so where a restart ends depends on where it started
     budget = visual_only(4.0, alpha=0.2)
     one = avrobust.MultimodalAttack(
-        MODEL, avrobust.PGD(restarts=1), budget, steps=2, seed=3, keep="last"
+        DOUBLE_MODEL, avrobust.PGD(restarts=1), budget, steps=2, seed=3, keep="last"
     )
     four = avrobust.MultimodalAttack(
-        MODEL, avrobust.PGD(restarts=4), budget, steps=2, seed=3, keep="last"
+        DOUBLE_MODEL, avrobust.PGD(restarts=4), budget, steps=2, seed=3, keep="last"
     )
     r1, r4 = one(inputs, labels), four(inputs, labels)
-    assert bool((r4.loss >= r1.loss - 1e-6).all())
+    tol = 64 * torch.finfo(torch.float64).eps  # rounding of the loss (~1) in another batch size
+    assert bool((r4.loss >= r1.loss - tol).all())
     assert bool((r4.loss > r1.loss + 1e-6).any()), (
         "no restart ever helped: the test would not detect a bug"
     )
 
 
 def test_chunked_restarts_equal_unchunked():
-    inputs = make_inputs(batch=3)
+    """Restarts run in chunks of one give the unchunked result: the same inputs exactly (L-inf
+    steps are signs, in float64 no gradient element is near enough to 0 to flip with the batch
+    size), the same loss to the rounding of float64. Both modalities: see also
+    tests/test_trust_attacks.py::test_max_batch_does_not_change_the_random_starts."""
+    inputs = make_inputs(batch=3, dtype=torch.float64)
     full = avrobust.MultimodalAttack(
-        MODEL, avrobust.PGD(restarts=4), visual_only(), steps=2, seed=1
+        DOUBLE_MODEL, avrobust.PGD(restarts=4), visual_only(), steps=2, seed=1
     )
     chunked = avrobust.MultimodalAttack(
-        MODEL, avrobust.PGD(restarts=4), visual_only(), steps=2, seed=1, max_batch=3
+        DOUBLE_MODEL, avrobust.PGD(restarts=4), visual_only(), steps=2, seed=1, max_batch=3
     )
     a, b = full(inputs, LABELS), chunked(inputs, LABELS)
-    torch.testing.assert_close(a.inputs["visual"], b.inputs["visual"], atol=1e-4, rtol=0)
-    torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=1e-5)
+    assert torch.equal(a.inputs["visual"], b.inputs["visual"])
+    tol = 64 * torch.finfo(torch.float64).eps
+    torch.testing.assert_close(a.loss, b.loss, atol=tol, rtol=tol)
 
 
 def test_result_fields_are_consistent():
@@ -95,9 +104,12 @@ def test_objectives_training_inference_and_callable():
         ("inference", ce["av"]),
         (lambda o, y: per_sample_ce(o.heads["audio"], y), ce["audio"]),
     ]:
-        result = avrobust.MultimodalAttack(MODEL, "bim", budgets, steps=1, objective=objective)(
-            inputs, LABELS
-        )
+        attack = avrobust.MultimodalAttack(MODEL, "bim", budgets, steps=1, objective=objective)
+        if callable(objective):  # the audio head does not see the video: no gradient reaches it
+            with pytest.warns(UserWarning, match=r"'visual' received no gradient"):
+                result = attack(inputs, LABELS)
+        else:
+            result = attack(inputs, LABELS)
         torch.testing.assert_close(result.clean_loss, expected.detach())
 
 
@@ -231,9 +243,9 @@ def test_mim_zero_gradient_guard_gives_no_nan():
         "audio": avrobust.Linf(0.1, bounds=(0, 1)),
         "visual": avrobust.Linf(0.1, bounds=(0, 1)),
     }
-    r = avrobust.MultimodalAttack(IgnoresAudio(), "mim", budgets, steps=3)(
-        inputs, torch.tensor([0, 1])
-    )
+    attack = avrobust.MultimodalAttack(IgnoresAudio(), "mim", budgets, steps=3)
+    with pytest.warns(UserWarning, match=r"'audio' received no gradient"):
+        r = attack(inputs, torch.tensor([0, 1]))
     assert torch.isfinite(r.inputs["audio"]).all()
     assert torch.equal(r.inputs["audio"], inputs["audio"])  # zero gradient: no step
     assert not torch.equal(r.inputs["visual"], inputs["visual"])
@@ -273,13 +285,15 @@ def test_fgsm_takes_one_step_of_eps():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_inputs_stay_on_cuda():
-    model = make_model().cuda()
-    inputs = {k: v.cuda() for k, v in make_inputs().items()}
+    """In float64, so that no gradient sign depends on CUDA's or the CPU's rounding."""
+    model = make_model().double().cuda()
+    inputs = {k: v.cuda() for k, v in make_inputs(dtype=torch.float64).items()}
     r = avrobust.MultimodalAttack(model, "pgd", budgets_for("linf"), steps=2, seed=0)(
         inputs, LABELS.cuda()
     )
     assert all(v.is_cuda for v in r.inputs.values())
-    cpu = avrobust.MultimodalAttack(make_model(), "pgd", budgets_for("linf"), steps=2, seed=0)(
-        make_inputs(), LABELS
+    cpu = avrobust.MultimodalAttack(DOUBLE_MODEL, "pgd", budgets_for("linf"), steps=2, seed=0)(
+        make_inputs(dtype=torch.float64), LABELS
     )
-    torch.testing.assert_close(r.inputs["visual"].cpu(), cpu.inputs["visual"], atol=1e-3, rtol=0)
+    atol = 16 * torch.finfo(torch.float64).eps * VISUAL_BOUNDS[1]
+    torch.testing.assert_close(r.inputs["visual"].cpu(), cpu.inputs["visual"], atol=atol, rtol=0)

@@ -150,7 +150,7 @@ def test_other_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"predictions: 24 boxes differ from the ground truth"):
         M.evaluate_ava_csv(gt_path, pred_path)
     pred_path.write_text(f"{HEADER},score\nv,1.0,0,0,1,1,SPEAKING_AUDIBLE,e,\n")
-    with pytest.raises(ValueError, match=r"column 'score' row 1: expected a number, got ''"):
+    with pytest.raises(ValueError, match=r"pred.csv:2: column 'score': expected a number, got ''"):
         M.read_ava_predictions(pred_path)
     gt_path.write_text("v,1.0,0,0,1,1,TALKING,e\n")
     with pytest.raises(ValueError, match=r"column 'label': expected one of .*got \['TALKING'\]"):

@@ -219,7 +219,7 @@ def test_errors(tree, tmp_path) -> None:
         read_loader_csv(bad)
     bad.write_text("entity\t3\t25\t[0,1]\t0\n")
     with pytest.raises(
-        ValueError, match=r"bad.csv:1: expected numFrames >= 1, fps > 0 and at least"
+        ValueError, match=r"bad.csv:1: expected numFrames >= 1, finite fps > 0, at least"
     ):
         read_loader_csv(bad)
     bad.write_text("entity 3 25\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ from avrobust.cli import main
 
 RULES = ("bim", "mim", "pgd")
 MODELS = ("A", "B", "C", "D", "E")
-VERDICTS = ("held", "did not hold", "partly", "no clear difference", "not tested")
+VERDICTS = ("held", "did not hold", "partly", "inconclusive", "not tested")
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +34,13 @@ def demo_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """``python -m avrobust demo --quick`` in a subprocess (about a minute on 2 cores)."""
+    """``python -m avrobust demo --quick`` in a subprocess (about 45 s on one core). One torch
+    thread, as in the rest of the suite: two threads on a busy 2-core machine took over 300 s."""
     out = tmp_path_factory.mktemp("quick")
     env = {**os.environ, "PYTHONWARNINGS": "error::UserWarning"}  # no stray warnings either
+    argv = ["demo", "--quick", "--out", str(out), "--quiet", "--threads", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "avrobust", "demo", "--quick", "--out", str(out), "--quiet"],
+        [sys.executable, "-m", "avrobust", *argv],
         capture_output=True,
         text=True,
         timeout=600,
@@ -55,6 +58,7 @@ def demo_output(request):
     return request.param, out
 
 
+@pytest.mark.slow  # runs the demo (its fixture)
 def test_demo_writes_every_output(demo_output) -> None:
     _, out = demo_output
     for name in (
@@ -73,18 +77,27 @@ def test_demo_writes_every_output(demo_output) -> None:
     assert sorted(p.name[0] for p in (out / "models").glob("*.model")) == list(MODELS)
     xab = out / "xab_test"
     assert (xab / "manifest.csv").exists() and (xab / "xab_key.csv").exists()
-    assert len(list((xab / "xab").glob("trial_*/X.wav"))) == 4  # 2 speaking + 2 not (§4.2)
-    assert len(list((xab / "xab").glob("trial_*/X.gif"))) == 4  # pillow comes with matplotlib
+    # 2 speaking + 2 not (§4.2), or fewer where fewer clips were attacked: how many depends on the
+    # trained models, so on the CPU and the thread count; the summary says how many per class
+    per_class = int(
+        re.search(r"(\d+) speaking \+ \1 not speaking", (out / "summary.md").read_text())[1]
+    )
+    trials = 2 * min(2, per_class)
+    assert len(list((xab / "xab").glob("trial_*/X.wav"))) == trials
+    assert len(list((xab / "xab").glob("trial_*/X.gif"))) == trials  # pillow comes with matplotlib
     assert len(list((out / "results").glob("*.jsonl"))) == 7  # 5 models + 2 extras
 
 
+@pytest.mark.slow  # runs the demo (its fixture)
 def test_demo_table_has_every_row_and_column(demo_output) -> None:
     _, out = demo_output
     with open(out / "table.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["model"] for r in rows] == list(MODELS)
     columns = {"model", "loss", "adversarial_training", "clean_map", "eps_av"}
+    columns |= {"clean_map_low", "clean_map_high"}  # bootstrap intervals over the clips
     columns |= {f"{r}_{k}" for r in RULES for k in ("ecr_audio", "ecr_visual", "map")}
+    columns |= {f"{r}_map_{b}" for r in RULES for b in ("low", "high")}
     assert set(rows[0]) == columns
     for row in rows:
         assert 0 <= float(row["clean_map"]) <= 100
@@ -102,6 +115,7 @@ def test_demo_table_has_every_row_and_column(demo_output) -> None:
     assert "Clean mAP (%)" in table and "Adv. training" in table
 
 
+@pytest.mark.slow  # runs the demo (its fixture)
 def test_demo_results_and_summary(demo_output) -> None:
     preset, out = demo_output
     n_eps = len(avrobust.demo.PRESETS[preset].eps_grid)
@@ -126,6 +140,7 @@ def test_demo_results_and_summary(demo_output) -> None:
     assert all(line[4:].split("**")[0] in VERDICTS for line in findings)
 
 
+@pytest.mark.slow  # runs the demo (its fixture)
 def test_demo_rerun_only_reads_its_caches(demo_run, monkeypatch, capsys) -> None:
     _, out = demo_run
 
@@ -143,22 +158,6 @@ def test_demo_rerun_only_reads_its_caches(demo_run, monkeypatch, capsys) -> None
     assert "Table 1 (demo)" in printed and "| (E)" in printed and "Push-Pull findings" in printed
 
 
-@pytest.mark.parametrize(
-    ("gains", "verdict"),
-    [
-        ([3.0, 2.5], "held"),
-        ([-3.0, -4.0], "did not hold"),
-        ([1.9, -2.0, 0.0], "no clear difference"),
-        ([3.0, 1.0], "partly"),
-        ([3.0, -3.0], "partly"),
-        ([], "not tested"),
-    ],
-)
-def test_model_comparisons_call_small_gaps_ties(gains, verdict) -> None:
-    # the demo's "B > A"-style findings: gains in mAP points against a 2-point margin
-    assert avrobust.demo._compare_verdict(gains, 2.0) == verdict
-
-
 def test_demo_config_replace_rebuilds_models_and_names_unknown_settings() -> None:
     config = avrobust.demo.PRESETS["quick"].replace(avil_pair=("l2", "l3"))
     assert config.train_steps == avrobust.demo.PRESETS["quick"].train_steps
@@ -167,6 +166,7 @@ def test_demo_config_replace_rebuilds_models_and_names_unknown_settings() -> Non
         config.replace(epochs=3)
 
 
+@pytest.mark.slow  # runs the demo (its fixture)
 def test_evaluate_a_demo_checkpoint(demo_run, tmp_path, capsys) -> None:
     _, out = demo_run
     checkpoint = next((out / "models").glob("A-*.model"))
@@ -223,11 +223,12 @@ def test_evaluate_a_demo_checkpoint(demo_run, tmp_path, capsys) -> None:
         ),
         (
             ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--eps", "0,5"],
-            "--eps: every value must be > 0",
+            "argument --eps: expected a comma-separated list of eps_av values in (0, 100000]",
         ),
         (
             ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--eps", "a,b"],
-            "expected a comma-separated list of float values, got 'a,b'",
+            "argument --eps: expected a comma-separated list of eps_av values in (0, 100000] "
+            "(at 20000 the budgets already cover the whole audio and video ranges), got 'a,b'",
         ),
         (
             [

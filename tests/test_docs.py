@@ -6,9 +6,9 @@ import doctest
 import importlib
 import pkgutil
 import re
-import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,10 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
 def test_python_blocks_of_each_page_run(page, tmp_path, monkeypatch):
-    """All ```python blocks of a page run in order, in one namespace (as a reader would paste them)."""
+    """All ```python blocks of a page run in order, in one namespace (as a reader would paste them),
+    without a warning: a page's example must not show a reader an attack the library distrusts."""
     monkeypatch.chdir(tmp_path)
+    warnings.simplefilter("error", UserWarning)
     blocks = BLOCK.findall(page.read_text())
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for i, code in enumerate(blocks):

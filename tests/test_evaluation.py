@@ -88,13 +88,14 @@ def strip(report: EvaluationReport) -> dict:
     return out
 
 
-def flat(cell: dict) -> dict:
+def flat(cell: dict | list, prefix: str = "") -> dict:
+    """Every number of a cell dict, nested dicts and lists included, by its dotted path."""
     out = {}
-    for k, v in cell.items():
-        if isinstance(v, dict):
-            out.update({f"{k}.{m}": x for m, x in v.items()})
+    for k, v in cell.items() if isinstance(cell, dict) else enumerate(cell):
+        if isinstance(v, (dict, list)):
+            out.update(flat(v, f"{prefix}{k}."))
         elif isinstance(v, (int, float)):
-            out[k] = v
+            out[f"{prefix}{k}"] = v
     return out
 
 
@@ -222,7 +223,8 @@ def test_surrogate_crafts_and_target_scores(data) -> None:
     flat = Toy(scale=0.0)  # zero gradients: its "attack" changes nothing
     grid = {**GRID, "rules": ["bim"], "eps": [1000.0], "modalities": ["audio+visual"]}
     white = evaluate(target, data, **grid).cells[0]
-    black = evaluate(target, data, surrogate=flat, **grid)
+    with pytest.warns(UserWarning, match="no gradient"):  # the flat surrogate is reported
+        black = evaluate(target, data, surrogate=flat, **grid)
     assert black.config["surrogate"] is True
     assert black.cells[0].map_adv == 1.0 and white.map_adv < 1.0
     transfer = evaluate(target, data, surrogate=Toy(scale=0.5), **grid).cells[0]

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from avrobust.metrics.ri import RobustnessRow
@@ -43,3 +44,45 @@ def test_fast_run_prints_both_tables(capsys):
     assert "| method | ✓AV | ✗A | ✗V | ✗AV | Avg | RI |" in out
     assert "| None |" in out and "| 0.00 |" in out
     assert "convexity (AV head)" in out
+
+
+def test_fast_run_reports_progress_on_stderr(capsys):
+    """Each stage (every fusion, every defense model and row, the geometry) says so on stderr,
+    with the elapsed seconds, while the tables stay on stdout."""
+    load().main(["--fast"])
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "fusion 5/5 (gated_concat): trained and attacked" in err
+    assert "defense model 8/8 (MinSim+ExFMem) fine-tuned" in err
+    assert "defense row 10/10 (MinSim+ExFMem, BPDA attack) attacked" in err
+    assert "embedding geometry measured" in err
+    assert all(line.startswith("[") and " s] " in line for line in err.strip().splitlines())
+    assert "fusion 1/5" not in captured.out
+
+
+def test_attacks_run_in_chunks_with_the_same_result(monkeypatch):
+    """robustness() attacks at most cfg.attack_batch clips at once (bounded memory), and the
+    chunked accuracy equals the one of a single batch (float64 model and data, so that BIM's
+    sign steps do not depend on the batch size)."""
+    import avrobust
+    from avrobust.models.event import AVEventNet
+
+    module = load()
+    sizes = []
+
+    class Spy(avrobust.MultimodalAttack):
+        def __call__(self, inputs, labels, *args, **kwargs):
+            sizes.append(len(labels))
+            return super().__call__(inputs, labels, *args, **kwargs)
+
+    monkeypatch.setattr(avrobust, "MultimodalAttack", Spy)
+    cfg = module.replace(module.FAST, test=40, attack_batch=16)
+    _, (inputs, labels) = module.make_data(cfg)
+    data = ({m: x.double() for m, x in inputs.items()}, labels)
+    torch.manual_seed(0)
+    model = AVEventNet(cfg.classes, "concat", dim=cfg.dim, width=cfg.width).double().eval()
+    chunked = module.robustness(model, data, cfg, "training")
+    assert sizes and max(sizes) <= 16 and sum(sizes) == 3 * 40  # three attacks, 40 clips each
+    whole = module.robustness(model, data, module.replace(cfg, attack_batch=1000), "training")
+    for field in ("clean", "audio", "visual", "audiovisual"):  # the same clips fooled
+        assert getattr(chunked, field) == pytest.approx(getattr(whole, field), abs=1e-4)

@@ -105,7 +105,7 @@ def test_export_pairs_writes_an_xab_test(tmp_path, pair) -> None:
     with open(tmp_path / "manifest.csv") as handle:
         manifest = list(csv.DictReader(handle))
     assert [r["pair"] for r in manifest] == ["pair_000", "pair_002"]
-    assert manifest[1]["label"] == "10" and float(manifest[0]["psnr_db"]) > 50
+    assert manifest[1]["label"] == "frames: 1 0" and float(manifest[0]["psnr_db"]) > 50
     with open(tmp_path / "xab_key.csv") as handle:
         key = list(csv.DictReader(handle))
     assert len(key) == 2
@@ -128,6 +128,35 @@ def test_export_pairs_writes_an_xab_test(tmp_path, pair) -> None:
     export_pairs(again, clean, adversarial, indices=[0, 2], frames=False)
     assert (again / "xab_key.csv").read_text() == (tmp_path / "xab_key.csv").read_text()  # seeded
     assert not (again / "pair_000" / "genuine_frames").exists()
+
+
+@pytest.mark.parametrize(
+    ("labels", "texts"),
+    [
+        (
+            [[0, 0, 1, 1], [1, 0, 1, 0], [0, 0, 0, 0]],
+            ["frames: 0 0 1 1", "frames: 1 0 1 0", "frames: 0 0 0 0"],
+        ),
+        ([0, 1, 1], ["not speaking", "speaking", "speaking"]),
+    ],
+)
+def test_manifest_labels_stay_text_in_a_spreadsheet(tmp_path, pair, labels, texts) -> None:
+    """Frame labels such as 0011 were written as digit strings, which spreadsheets read as the
+    number 11. Each label cell must contain a letter (no number, date or fraction parse), and
+    the frame labels must read back exactly."""
+    clean, adversarial, _ = pair
+    clean = {"audio": clean["audio"]}
+    adversarial = {"audio": adversarial["audio"]}
+    export_pairs(tmp_path, clean, adversarial, labels=torch.tensor(labels))
+    with open(tmp_path / "manifest.csv", newline="") as handle:
+        cells = [row["label"] for row in csv.DictReader(handle)]
+    assert cells == texts
+    for cell, label in zip(cells, labels):
+        assert any(c.isalpha() for c in cell)
+        with pytest.raises(ValueError):
+            float(cell)
+        if cell.startswith("frames: "):
+            assert [int(v) for v in cell.removeprefix("frames: ").split()] == label
 
 
 def test_export_audio_only(tmp_path, pair) -> None:

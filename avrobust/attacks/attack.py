@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import (
+    check_bool,
     check_choice,
     check_finite_tensor,
     check_int,
@@ -20,6 +20,18 @@ from .._checks import (
 )
 from .._types import AttackResult, AVOutput
 from ..adapters import as_avoutput
+from ._guards import (
+    Candidates,
+    Diagnostics,
+    check_clean_logits,
+    check_input_dtypes,
+    check_logits,
+    finite_rows,
+    gradients,
+    restart_generator,
+    warn_batchnorm_in_training,
+    warn_below_resolution,
+)
 from .budgets import Budget, as_budgets
 from .objectives import Objective, as_objective, check_labels
 from .rules import StepRule, as_rule
@@ -55,54 +67,8 @@ def preserve_model_state(model: nn.Module, mode: str = "eval") -> Iterator[nn.Mo
             module.training = flag
 
 
-def _warn_batchnorm_in_training(model: nn.Module) -> None:
-    training_bn = [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
-    ]
-    if training_bn:
-        warnings.warn(
-            f"model_mode='current' with BatchNorm layers in training mode ({training_bn[:3]}"
-            f"{', ...' if len(training_bn) > 3 else ''}): they normalise with the statistics of "
-            "the attacked batch, so each sample's gradient depends on the other samples (and on "
-            "the restarts batched with it). Their running statistics are restored afterwards.",
-            stacklevel=3,
-        )
-
-
 def _repeat(x: Tensor, times: int) -> Tensor:
     return x if times == 1 else x.repeat((times,) + (1,) * (x.ndim - 1))
-
-
-class _Candidates:
-    """Keeps, per sample, the adversarial candidate with the highest objective seen so far."""
-
-    def __init__(self) -> None:
-        self.loss: Tensor | None = None
-        self.inputs: dict[str, Tensor] = {}
-        self.logits: Tensor | None = None
-
-    def offer(self, loss: Tensor, inputs: Mapping[str, Tensor], logits: Tensor) -> None:
-        if self.loss is None or self.logits is None:
-            self.loss, self.logits = loss, logits
-            self.inputs = {n: x.detach() for n, x in inputs.items()}
-            return
-        better = loss > self.loss
-        self.loss = torch.where(better, loss, self.loss)
-        self.logits = torch.where(
-            better.view((-1,) + (1,) * (logits.ndim - 1)), logits, self.logits
-        )
-        for n, x in inputs.items():
-            mask = better.view((-1,) + (1,) * (x.ndim - 1))
-            self.inputs[n] = torch.where(mask, x.detach(), self.inputs[n])
-
-    def part(self, index: slice) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """``(loss, inputs, logits)`` of the samples in ``index``."""
-        if self.loss is None or self.logits is None:
-            raise RuntimeError("no candidate was offered")  # unreachable: every run offers one
-        inputs = {n: x[index] for n, x in self.inputs.items()}
-        return self.loss[index], inputs, self.logits[index]
 
 
 class MultimodalAttack:
@@ -114,14 +80,21 @@ class MultimodalAttack:
     range. All attacked modalities move together in each step (the joint attack of Push-Pull
     eq. 5), each with its own ``eps``, step size and range.
 
+    Whatever the model does, the returned inputs are finite and inside each budget's ball and
+    bounds. NaN/Inf gradient elements are set to 0 for their step; NaN/Inf logits at the clean
+    inputs are an error (naming the samples); an iterate with NaN/Inf logits is never kept as
+    the best candidate nor counted as a success. Each call warns once per finding: NaN/Inf
+    gradient elements (per modality, with their count), a modality that never received a
+    gradient, samples that met NaN/Inf logits, a budget finer than the input dtype can hold.
+
     Args:
         model: any ``nn.Module`` called as ``model(**inputs)`` that returns
             :class:`avrobust.AVOutput` or a logits tensor (use :func:`avrobust.wrap` otherwise).
         rule: :class:`avrobust.FGSM`, :class:`avrobust.BIM`, :class:`avrobust.MIM`,
             :class:`avrobust.PGD`, or their names ``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``.
         budgets: ``{modality: Linf(...) | L2(...)}``. A modality of the inputs without a budget,
-            or with ``eps`` 0, is not attacked and comes back bit-identical. A bare number is read
-            as an unbounded ``Linf``.
+            or with ``eps`` 0, is not attacked and comes back bit-identical (``{}`` just scores
+            the clean inputs). A bare number is read as an unbounded ``Linf``.
         steps: iterations (>= 1); FGSM always takes one.
         objective: ``"training"`` (weighted cross-entropy over the logits and every extra head;
             head weights from ``model.head_weights`` when present, else 1.0 — TalkNet's are 0.4),
@@ -129,8 +102,9 @@ class MultimodalAttack:
             per-sample losses. The attack maximises it (gradient of its sum over the batch, so
             each sample's update is independent of the others).
         targeted: ``labels`` are target classes and the attack minimises the objective towards them.
-        seed: seed of the attack's own ``torch.Generator`` for random starts (the global RNG is
-            never used or reseeded); ``None`` draws a fresh seed each call.
+        seed: seeds the random starts, restart ``k`` from its own generator seeded by ``seed``
+            and ``k`` (so ``max_batch`` changes nothing); the global RNG is never used or
+            reseeded. ``None`` draws a fresh seed each call.
         keep: ``"best"`` (default): per sample, the candidate with the highest objective among
             the clean input, every iterate and every restart, so the result never scores below
             the clean input. ``"last"``: the final iterate (the best restart by final objective),
@@ -183,8 +157,7 @@ class MultimodalAttack:
         self.budgets = as_budgets(budgets)
         self.steps = check_int(steps, "steps", min_value=1)
         self.objective = as_objective(objective, model)
-        if not isinstance(targeted, bool):
-            raise TypeError(f"targeted: expected a bool, got {describe(targeted)}")
+        check_bool(targeted, "targeted")
         self.targeted = targeted
         self.seed = None if seed is None else check_int(seed, "seed", min_value=0)
         self.keep = check_choice(keep, "keep", ("best", "last"))
@@ -202,6 +175,11 @@ class MultimodalAttack:
     # ------------------------------------------------------------------ checks
     def _check_call(self, inputs: Any, labels: Any) -> tuple[dict[str, Tensor], Tensor, list[str]]:
         inputs = check_tensor_dict(inputs, "inputs")
+        if next(iter(inputs.values())).shape[0] == 0:
+            shapes = {n: tuple(x.shape) for n, x in inputs.items()}
+            raise ValueError(
+                f"inputs: expected a batch of at least one sample, got batch size 0 ({shapes})"
+            )
         for name in self.budgets:
             if name not in inputs:
                 raise ValueError(
@@ -223,6 +201,7 @@ class MultimodalAttack:
                     f"({bounds[0]:g}, {bounds[1]:g}), got min {float(x.min()):g}, "
                     f"max {float(x.max()):g}"
                 )
+        check_input_dtypes(self.model, inputs)
         check_tensor(labels, "labels")
         batch = next(iter(inputs.values())).shape[0]
         if labels.ndim == 0 or labels.shape[0] != batch:
@@ -245,25 +224,33 @@ class MultimodalAttack:
 
         Returns:
             :class:`avrobust.AttackResult`.
+
+        Raises:
+            ValueError: an empty batch; logits not ``(B, C)``/``(B, T, C)`` with ``C >= 2`` for
+                the inputs' ``B``, or NaN/Inf at the clean inputs; detached objective losses.
+            TypeError: a floating input whose dtype is not the model's parameter dtype (nothing
+                is cast silently); non-float logits.
         """
         clean, labels, attacked = self._check_call(inputs, labels)
         if self.model_mode == "current":
-            _warn_batchnorm_in_training(self.model)
-        generator = torch.Generator()
-        if self.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(self.seed)
+            warn_batchnorm_in_training(self.model)
+        steps = self.rule.fixed_steps or self.steps
+        warn_below_resolution(self.budgets, clean, attacked, steps, self.rule.fixed_steps == 1)
+        seed = torch.Generator().seed() if self.seed is None else self.seed
         with (
             torch.inference_mode(False),
             torch.enable_grad(),
             preserve_model_state(self.model, self.model_mode),
         ):
             clean = {n: x.clone() if x.is_inference() else x.detach() for n, x in clean.items()}
-            return self._run(clean, labels, attacked, generator)
+            result, diagnostics = self._run(clean, labels, attacked, seed)
+        diagnostics.report(self.keep, stacklevel=3)
+        return result
 
-    def _forward(self, inputs: Mapping[str, Tensor]) -> AVOutput:
-        return as_avoutput(self.model(**inputs))
+    def _forward(self, inputs: Mapping[str, Tensor], batch: int) -> AVOutput:
+        out = as_avoutput(self.model(**inputs))
+        check_logits(out.logits, batch)
+        return out
 
     def _score(self, out: AVOutput, labels: Tensor) -> Tensor:
         loss = self.objective(out, labels)
@@ -275,8 +262,8 @@ class MultimodalAttack:
         return -loss if self.targeted else loss
 
     def _run(
-        self, clean: dict[str, Tensor], labels: Tensor, attacked: list[str], gen: torch.Generator
-    ) -> AttackResult:
+        self, clean: dict[str, Tensor], labels: Tensor, attacked: list[str], seed: int
+    ) -> tuple[AttackResult, Diagnostics]:
         batch = labels.shape[0]
         restarts = self.rule.restarts if self.rule.random_start else 1
         chunk = (
@@ -284,32 +271,51 @@ class MultimodalAttack:
         )
         device = next(iter(clean.values())).device
         labels = labels.to(device)
-        best = _Candidates()
+        diagnostics = Diagnostics(attacked, batch, device)
+        diagnostics.random_start = self.rule.random_start
+        best = Candidates()
         clean_loss: Tensor | None = None
-        if (self.keep == "best" and self.rule.random_start) or not attacked:
+        if self.rule.random_start or not attacked:  # else the first step evaluates the clean inputs
             with torch.no_grad():
-                out = self._forward(clean)
+                out = self._forward(clean, batch)
+                check_clean_logits(out.logits)
                 labels = check_labels(labels, out.logits)
                 clean_loss = self._score(out, labels).detach()
-            best.offer(clean_loss, {n: clean[n] for n in attacked}, out.logits.detach())
-        if attacked:
-            for start in range(0, restarts, chunk):
-                r = min(chunk, restarts - start)
-                found, first_loss = self._run_chunk(clean, labels, attacked, r, gen)
-                if clean_loss is None:
-                    clean_loss = first_loss
-                for i in range(r):
-                    best.offer(*found.part(slice(i * batch, (i + 1) * batch)))
-        return self._result(clean, labels, best, clean_loss)
+            if self.keep == "best" or not attacked:
+                best.offer(clean_loss, {n: clean[n] for n in attacked}, out.logits.detach())
+        for start in range(0, restarts if attacked else 0, chunk):
+            r = min(chunk, restarts - start)
+            found, first_loss = self._run_chunk(
+                clean, labels, attacked, range(start, start + r), seed, diagnostics
+            )
+            if clean_loss is None:
+                clean_loss = first_loss
+            for i in range(r):
+                best.offer(*found.part(slice(i * batch, (i + 1) * batch)))
+        return self._result(clean, labels, best, clean_loss, diagnostics), diagnostics
+
+    def _random_starts(
+        self, x0: dict[str, Tensor], eps: dict[str, Tensor], restarts: range, seed: int
+    ) -> dict[str, Tensor]:
+        """Each restart's start from its own generator: the same whatever the chunking."""
+        batch = next(iter(x0.values())).shape[0] // len(restarts)
+        parts: dict[str, list[Tensor]] = {n: [] for n in eps}
+        for i, restart in enumerate(restarts):
+            gen, rows = restart_generator(seed, restart), slice(i * batch, (i + 1) * batch)
+            for n in eps:
+                parts[n].append(self.budgets[n].random_start(x0[n][rows], eps[n][rows], gen))
+        return {n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()}
 
     def _run_chunk(
         self,
         clean: dict[str, Tensor],
         labels: Tensor,
         attacked: list[str],
-        r: int,
-        gen: torch.Generator,
-    ) -> tuple[_Candidates, Tensor | None]:
+        restarts: range,
+        seed: int,
+        diagnostics: Diagnostics,
+    ) -> tuple[Candidates, Tensor | None]:
+        r = len(restarts)
         x0 = {n: _repeat(x, r) for n, x in clean.items()}
         y = _repeat(labels, r)
         steps = self.rule.fixed_steps or self.steps
@@ -319,31 +325,33 @@ class MultimodalAttack:
         project = {n: self.budgets[n].ball(x0[n], eps[n]) for n in attacked}
         x = dict(x0)
         if self.rule.random_start:
-            for n in attacked:
-                x[n] = project[n](self.budgets[n].random_start(x0[n], eps[n], gen))
+            for n, start in self._random_starts(x0, eps, restarts, seed).items():
+                x[n] = project[n](start)
         states: dict[str, dict[str, Tensor]] = {n: {} for n in attacked}
-        found = _Candidates()
+        found = Candidates()
         first_loss: Tensor | None = None
         for t in range(steps):
             for n in attacked:
                 x[n] = x[n].detach().requires_grad_(True)
-            out = self._forward(x)
+            out = self._forward(x, y.shape[0])
             if t == 0:
                 y = check_labels(y, out.logits)
+                if not self.rule.random_start:  # the first iterate is the clean input
+                    check_clean_logits(out.logits)
+            diagnostics.logits(out.logits)
             loss = self._score(out, y)
             if t == 0 and not self.rule.random_start:
                 first_loss = loss.detach()[: labels.shape[0]]
             if self.keep == "best":
                 found.offer(loss.detach(), {n: x[n] for n in attacked}, out.logits.detach())
-            grads = torch.autograd.grad(loss.sum(), [x[n] for n in attacked], allow_unused=True)
+            grads = gradients(loss, out.logits, [x[n] for n in attacked])
             with torch.no_grad():
                 for n, g in zip(attacked, grads):
-                    g = torch.zeros_like(x[n]) if g is None else g
-                    budget = self.budgets[n]
-                    d = self.rule.direction(g, states[n])
-                    x[n] = project[n](budget.step(x[n].detach(), d, alpha[n]))
+                    d = self.rule.direction(diagnostics.gradient(n, g, x[n]), states[n])
+                    x[n] = project[n](self.budgets[n].step(x[n].detach(), d, alpha[n]))
         with torch.no_grad():
-            out = self._forward(x)
+            out = self._forward(x, y.shape[0])
+            diagnostics.logits(out.logits)
             found.offer(
                 self._score(out, y).detach(), {n: x[n] for n in attacked}, out.logits.detach()
             )
@@ -353,8 +361,9 @@ class MultimodalAttack:
         self,
         clean: dict[str, Tensor],
         labels: Tensor,
-        best: _Candidates,
+        best: Candidates,
         clean_loss: Tensor | None,
+        diagnostics: Diagnostics,
     ) -> AttackResult:
         loss, chosen, logits = best.part(slice(None))
         adv = {
@@ -364,6 +373,9 @@ class MultimodalAttack:
         labels = check_labels(labels, logits)
         pred = logits.argmax(dim=-1)
         hit = pred == labels if self.targeted else pred != labels
+        finite = finite_rows(logits)  # NaN/Inf logits never count as a success
+        diagnostics.final_bad = (~finite).sum()
+        hit = hit & finite.view((-1,) + (1,) * (hit.ndim - 1))
         frame_success = hit if hit.ndim == 2 else None
         success = hit if hit.ndim == 1 else hit.float().mean(dim=1) > 0.5
         sign = -1.0 if self.targeted else 1.0

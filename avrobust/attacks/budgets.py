@@ -9,6 +9,7 @@ The attack loop in :mod:`avrobust.attacks.attack` never looks at the norm itself
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -16,7 +17,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .._checks import check_bounds, check_finite_tensor, check_number, check_tensor, describe
+from .._checks import (
+    check_bounds,
+    check_choice,
+    check_finite_tensor,
+    check_number,
+    check_tensor,
+    describe,
+)
 
 __all__ = ["L2", "Budget", "Linf", "push_pull_budgets", "snr_eps"]
 
@@ -47,8 +55,10 @@ class Budget(ABC):
             iterate is clamped into it. ``None`` leaves the range open.
 
     Raises:
-        ValueError: ``eps`` negative or not finite; ``alpha <= 0``; ``low >= high``.
-        TypeError: ``eps``/``alpha`` not numbers (or ``eps`` not a 0-d/1-d tensor).
+        ValueError: ``eps`` negative or not finite; ``alpha <= 0``; ``low >= high``; an empty
+            tensor of per-sample values.
+        TypeError: ``eps``/``alpha`` not numbers (or ``eps`` not a 0-d/1-d tensor). NumPy
+            scalars are numbers; bools are not.
     """
 
     norm: ClassVar[str]
@@ -70,6 +80,10 @@ class Budget(ABC):
     def _check_radius(value: Any, name: str, *, strict: bool) -> float | Tensor:
         if isinstance(value, Tensor) and value.ndim > 0:
             check_tensor(value, name, ndims=(1,))
+            if value.numel() == 0:
+                raise ValueError(
+                    f"{name}: expected a number or one value per sample, got an empty tensor"
+                )
             check_finite_tensor(value.detach().float(), name)
             low = float(value.min())
             if low < 0 or (strict and low == 0):
@@ -233,6 +247,11 @@ def snr_eps(signal: Tensor, snr_db: float, norm: str = "linf") -> Tensor:
     Returns:
         ``(B,)`` radii in the signal's units; pass them as ``Linf(eps=...)`` or ``L2(eps=...)``.
 
+    Raises:
+        ValueError: ``signal`` 0-d, 1-d or empty, or holding NaN/Inf; ``snr_db`` not finite;
+            an unknown ``norm``.
+        TypeError: ``signal`` not a floating-point tensor.
+
     Example:
         >>> import torch
         >>> x = torch.full((2, 100), 0.5)
@@ -240,14 +259,19 @@ def snr_eps(signal: Tensor, snr_db: float, norm: str = "linf") -> Tensor:
         tensor([0.0500, 0.0500])
     """
     check_tensor(signal, "signal", floating=True)
+    if signal.ndim < 2 or signal.numel() == 0:
+        raise ValueError(
+            f"signal: expected a batch of audio (B, S) or (B, C, S) with B, S >= 1, "
+            f"got shape {tuple(signal.shape)}"
+        )
+    check_finite_tensor(signal.detach(), "signal")
     snr = check_number(snr_db, "snr_db")
+    norm = check_choice(norm, "norm", ("l2", "linf"))
     flat = signal.detach().reshape(signal.shape[0], -1)
     if norm == "linf":
         level = flat.pow(2).mean(dim=1).sqrt()
-    elif norm == "l2":
-        level = torch.linalg.vector_norm(flat, dim=1)
     else:
-        raise ValueError(f"norm: expected one of ['l2', 'linf'], got {norm!r}")
+        level = torch.linalg.vector_norm(flat, dim=1)
     return level * math.pow(10.0, -snr / 20.0)
 
 
@@ -278,25 +302,59 @@ def push_pull_budgets(
     Returns:
         ``{audio: Linf(eps_av * 1e-4), visual: Linf(eps_av * 1e-1)}``.
 
+    Raises:
+        ValueError: ``eps_av`` negative or not finite; ``alpha`` not of two entries; ``audio``
+            and ``visual`` the same name (one budget would silently replace the other).
+        TypeError: an argument of the wrong type.
+
     Example:
         >>> b = push_pull_budgets(5)
         >>> round(b["audio"].eps, 8), round(b["visual"].eps, 8)
         (0.0005, 0.5)
     """
     eps = check_number(eps_av, "eps_av", min_value=0.0)
-    a_alpha, v_alpha = (None, None) if alpha is None else alpha
+    a_alpha, v_alpha = _check_alpha_pair(alpha)
+    for value, name in ((audio, "audio"), (visual, "visual")):
+        if not isinstance(value, str):
+            raise TypeError(f"{name}: expected the modality's input name, got {describe(value)}")
+    if audio == visual:
+        raise ValueError(
+            f"audio, visual: expected two different modality names, got {audio!r} for both "
+            "(one budget would replace the other)"
+        )
     return {
-        audio: Linf(eps * 1e-4, alpha=a_alpha, bounds=audio_bounds),
-        visual: Linf(eps * 1e-1, alpha=v_alpha, bounds=visual_bounds),
+        audio: Linf(eps * 1e-4, alpha=a_alpha, bounds=check_bounds(audio_bounds, "audio_bounds")),
+        visual: Linf(
+            eps * 1e-1, alpha=v_alpha, bounds=check_bounds(visual_bounds, "visual_bounds")
+        ),
     }
+
+
+def _check_alpha_pair(alpha: Any) -> tuple[float | None, float | None]:
+    if alpha is None:
+        return None, None
+    if not isinstance(alpha, (tuple, list)):
+        raise TypeError(
+            f"alpha: expected a pair (alpha_audio, alpha_visual) or None, got {describe(alpha)}"
+        )
+    if len(alpha) != 2:
+        raise ValueError(
+            f"alpha: expected a pair (alpha_audio, alpha_visual), got {len(alpha)} value(s): "
+            f"{describe(alpha)}"
+        )
+    a, v = (
+        None if x is None else check_number(x, f"alpha[{i}]", min_value=0.0, strict=True)
+        for i, x in enumerate(alpha)
+    )
+    return a, v
 
 
 def as_budget(value: Any, name: str) -> Budget:
     """Accept a :class:`Budget` or a bare number (read as an unbounded :class:`Linf`)."""
     if isinstance(value, Budget):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Linf(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return Linf(float(value))
     raise TypeError(f"{name}: expected a Budget such as avrobust.Linf(eps), got {describe(value)}")
 
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .._checks import check_choice, check_int, check_number, describe
+from .._checks import check_bool, check_choice, check_int, check_number, describe
 
 __all__ = ["BIM", "FGSM", "MIM", "PGD", "StepRule", "as_rule"]
 
@@ -113,8 +113,7 @@ class PGD(StepRule):
 
     def __init__(self, restarts: int = 1, random_start: bool = True) -> None:
         self.restarts = check_int(restarts, "PGD.restarts", min_value=1)
-        if not isinstance(random_start, bool):
-            raise TypeError(f"PGD.random_start: expected a bool, got {describe(random_start)}")
+        check_bool(random_start, "PGD.random_start")
         self.random_start = random_start
 
     def __repr__(self) -> str:

@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from .._checks import check_choice, check_int, check_number, describe
+from ..metrics import ava_csv as _ava_csv
 from ..metrics.ava_csv import AVARows, read_ava_ground_truth, write_ava_predictions
 
 __all__ = [
@@ -82,40 +83,40 @@ def read_loader_csv(path: PathLike) -> list[AVAEntry]:
     """Read TalkNet's ``{split}_loader.csv`` (tab-separated, no header).
 
     Raises:
-        FileNotFoundError: no file. ValueError: a malformed line (the message gives the line).
+        FileNotFoundError: no file. ValueError: a malformed line (the message gives the line),
+            a non-finite fps, a file that is not UTF-8 (a leading BOM is dropped).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"loader CSV not found: {path}")
     entries = []
-    with open(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n\r")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) < 4:
-                raise ValueError(
-                    f"{path}:{number}: expected tab-separated 'entity_id, numFrames, fps, "
-                    f"[labels], index', got {len(fields)} field(s): {line[:80]!r}"
-                )
-            try:
-                frames = int(fields[1])
-                fps = float(fields[2])
-                text = fields[3].strip().lstrip("[").rstrip("]")
-                labels = tuple(int(v) for v in text.split(",") if v.strip())
-                index = int(fields[4]) if len(fields) > 4 and fields[4].strip() else 0
-            except ValueError:
-                raise ValueError(
-                    f"{path}:{number}: expected numFrames (int), fps (number), labels like "
-                    f"[0,1,1] and an int index, got {fields[1:5]!r}"
-                ) from None
-            if frames < 1 or fps <= 0 or len(labels) < frames or set(labels) - {0, 1}:
-                raise ValueError(
-                    f"{path}:{number}: expected numFrames >= 1, fps > 0 and at least numFrames "
-                    f"0/1 labels, got numFrames={frames}, fps={fps:g}, {len(labels)} labels "
-                    f"with values {sorted(set(labels))}"
-                )
-            entries.append(AVAEntry(fields[0], frames, fps, labels[:frames], index))
+    for number, line in enumerate(_ava_csv._utf8_lines(path), start=1):
+        line = line.rstrip("\n\r")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 4:
+            raise ValueError(
+                f"{path}:{number}: expected tab-separated 'entity_id, numFrames, fps, "
+                f"[labels], index', got {len(fields)} field(s): {line[:80]!r}"
+            )
+        try:
+            frames = int(fields[1])
+            fps = float(fields[2])
+            text = fields[3].strip().lstrip("[").rstrip("]")
+            labels = tuple(int(v) for v in text.split(",") if v.strip())
+            index = int(fields[4]) if len(fields) > 4 and fields[4].strip() else 0
+        except ValueError:
+            raise ValueError(
+                f"{path}:{number}: expected numFrames (int), fps (number), labels like "
+                f"[0,1,1] and an int index, got {fields[1:5]!r}"
+            ) from None
+        if frames < 1 or not 0 < fps < math.inf or len(labels) < frames or set(labels) - {0, 1}:
+            raise ValueError(
+                f"{path}:{number}: expected numFrames >= 1, finite fps > 0, at least numFrames "
+                f"0/1 labels, got numFrames={frames}, fps={fps:g}, {len(labels)} labels "
+                f"with values {sorted(set(labels))}"
+            )
+        entries.append(AVAEntry(fields[0], frames, fps, labels[:frames], index))
     return entries
 
 
@@ -521,9 +522,7 @@ def write_predictions(
         )
     for entity, where in by_entity.items():
         ranked = sorted(where, key=lambda i: rows.frame_timestamp[i])
-        given = scores[entity]
-        s = given.detach().cpu().numpy() if isinstance(given, Tensor) else np.asarray(given)
-        s = s.reshape(-1).astype(np.float64)
+        s = _ava_csv._score_array(scores[entity], f"scores[{entity!r}]")
         if s.size < len(ranked):
             raise ValueError(
                 f"scores[{entity!r}]: expected {len(ranked)} scores (one per ground-truth row), "

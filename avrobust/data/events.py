@@ -58,7 +58,8 @@ class AVEventDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         visual_missing: probability in [0, 1] that the picture is an empty noisy background.
         audio_mismatch: probability in [0, 1] that the sound comes from another class.
         visual_mismatch: probability in [0, 1] that the picture comes from another class.
-        seed: the dataset's seed; use different seeds for train and test sets.
+        seed: the dataset's seed, in ``(-2**32, 2**32)``; use different seeds for train and
+            test sets.
 
     Returns (``dataset[i]``):
         ``(inputs, label)``: ``inputs = {"audio": (S,) float32 in [-1, 1], "visual": (3, H, W)
@@ -105,6 +106,8 @@ class AVEventDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         self.audio_mismatch = _probability(audio_mismatch, "audio_mismatch")
         self.visual_mismatch = _probability(visual_mismatch, "visual_mismatch")
         self.seed = check_int(seed, "seed")
+        if not -(2**32) < self.seed < 2**32:  # item i's generator: seed * 1_000_003 + i, 63 bits
+            raise ValueError(f"seed: must be in (-2**32, 2**32), got {seed}")
         top = 0.3 * self.sample_rate
         self.frequencies = 250.0 * (top / 250.0) ** torch.linspace(0, 1, self.num_classes)
 

@@ -103,7 +103,8 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
         situation_weights: relative frequencies of the four situations (``speaking``,
             ``other_speaker``, ``mouth_no_speech``, ``silence``); default ``(3, 1, 1, 1) / 6``, so
             about half of the frames are speaking.
-        seed: the dataset's seed; use different seeds for training and held-out sets.
+        seed: the dataset's seed in ``[0, 2**32)``; use different seeds for training and
+            held-out sets.
 
     Returns (``dataset[i]``):
         ``(inputs, labels)`` with ``inputs = {"audio": (640 T,) float32 in [-1, 1],
@@ -152,6 +153,8 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
         self.segment_frames = (low, high)
         self.situation_weights = _probabilities(situation_weights)
         self.seed = check_int(seed, "seed", min_value=0)
+        if self.seed >= 2**32:  # item i's generator gets seed * 1_000_003 + i: keep it in 63 bits
+            raise ValueError(f"seed: must be < 2**32 (4294967296), got {seed}")
         self.desync = 0.5 * self.difficulty
 
     def __repr__(self) -> str:

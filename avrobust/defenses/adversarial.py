@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 from .._checks import (
     check_choice,
+    check_finite_tensor,
+    check_generator,
     check_int,
     check_number,
     check_tensor,
@@ -100,7 +102,8 @@ def adversarial_batch(
 
     Raises:
         TypeError: ``attack`` not callable or returning no ``.inputs`` dict.
-        ValueError: ``ratio`` outside [0, 1], an unknown ``mode``, labels without the batch size.
+        ValueError: ``ratio`` outside [0, 1], an unknown ``mode``, labels without the batch size,
+            an attack result of the wrong shape or with NaN/Inf values.
     """
     if not callable(attack):
         raise TypeError(
@@ -115,6 +118,9 @@ def adversarial_batch(
     if share > 1:
         raise ValueError(f"ratio: must be a number in [0, 1], got {share:g}")
     how = check_choice(mode, "mode", ("replace", "append"))
+    check_generator(generator)
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module or None, got {describe(model)}")
     chosen = _pick(batch, share, generator)
     flags = torch.zeros(batch, dtype=torch.bool)
     if chosen.numel() == 0:
@@ -132,6 +138,15 @@ def adversarial_batch(
             f"attack: expected a result with .inputs, a dict with keys {sorted(clean)}, "
             f"got {describe(result)}"
         )
+    for key, value in adv.items():
+        name = f"attack(...).inputs[{key!r}]"
+        expected = (len(chosen), *clean[key].shape[1:])
+        if check_tensor(value, name).shape != expected:
+            raise ValueError(
+                f"{name}: expected shape {expected} (one per attacked sample), got "
+                f"{tuple(value.shape)}"
+            )
+        check_finite_tensor(value.detach(), name)  # a NaN batch would train on garbage silently
     return _assemble(clean, y, chosen, {k: v.detach() for k, v in adv.items()}, how, result)
 
 

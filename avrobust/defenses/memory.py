@@ -43,7 +43,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_int, check_number, check_tensor, describe
+from .._checks import (
+    check_choice,
+    check_finite_tensor,
+    check_int,
+    check_number,
+    check_tensor,
+    describe,
+)
 
 __all__ = [
     "FeatureMemory",
@@ -111,6 +118,8 @@ def _check_problem(features: Tensor, bank: Tensor, name: str = "features") -> No
         raise ValueError(
             f"{name}: expected width D = {bank.shape[1]} (the bank's), got {tuple(features.shape)}"
         )
+    check_finite_tensor(features.detach(), name)  # NaN/Inf would make every code NaN
+    check_finite_tensor(bank.detach(), "bank")
 
 
 def sparse_code(
@@ -146,7 +155,8 @@ def sparse_code(
         :class:`SparseCodingResult` with ``codes (B, N)``.
 
     Raises:
-        TypeError, ValueError: bad shapes, widths or settings (the message names the argument).
+        TypeError, ValueError: bad shapes, widths or settings, NaN/Inf features or atoms (the
+            message names the argument).
 
     Example:
         >>> bank = torch.eye(3)
@@ -230,7 +240,8 @@ class FeatureMemory(nn.Module):
     solver and the ``gradient`` modes); modalities without a bank pass through unchanged. Put it
     between a model's encoders and its fusion (as :class:`avrobust.models.event.AVEventNet`'s
     ``memory``), at training and test time alike. Banks are buffers: they follow ``.to(device)`` and
-    are saved in ``state_dict`` (to load one, first create the banks with :meth:`set_bank`).
+    are saved in ``state_dict`` (to load one, first create the banks with :meth:`set_bank`). NaN/Inf
+    in a bank or in a banked modality's features is refused (``ValueError`` naming it).
 
     Args:
         banks: ``{modality: (N, D) clean features}``; more can be added with :meth:`set_bank`.
@@ -276,6 +287,11 @@ class FeatureMemory(nn.Module):
         self.gradient = check_choice(gradient, "gradient", ("unrolled", "bpda", "detached"))
         self._modalities: list[str] = []
         self.last_iterations: dict[str, int] = {}
+        if banks is not None and not isinstance(banks, Mapping):
+            raise TypeError(
+                "banks: expected a dict {modality: (N, D) tensor}, e.g. {'audio': features}, "
+                f"got {describe(banks)}"
+            )
         for name, features in (banks or {}).items():
             self.set_bank(name, features)
 
@@ -299,7 +315,7 @@ class FeatureMemory(nn.Module):
         check_tensor(features, f"banks[{modality!r}]", ndims=(2,), floating=True)
         if features.shape[0] == 0:
             raise ValueError(f"banks[{modality!r}]: expected at least one feature, got none")
-        bank = features.detach()[: self.size].clone()
+        bank = check_finite_tensor(features.detach()[: self.size].clone(), f"banks[{modality!r}]")
         self.register_buffer(f"bank_{modality}", bank)
         self.register_buffer(f"lipschitz_{modality}", lipschitz_constant(bank))
         if modality not in self._modalities:

@@ -25,7 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_choice, check_int, check_number, check_tensor, check_tensor_dict
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_finite_tensor,
+    check_generator,
+    check_int,
+    check_number,
+    check_tensor,
+    check_tensor_dict,
+)
 
 __all__ = ["MixupBatch", "modality_mixup"]
 
@@ -51,7 +60,7 @@ def _targets(labels: Tensor, num_classes: int | None) -> Tensor:
     """Labels ``(B,)`` int or ``(B, C)`` probabilities -> ``(B, C)`` float."""
     check_tensor(labels, "labels")
     if labels.ndim == 2 and labels.is_floating_point():
-        return labels
+        return check_finite_tensor(labels, "labels")
     if labels.ndim != 1 or labels.is_floating_point():
         raise ValueError(
             f"labels: expected (B,) integer classes or (B, C) probabilities, "
@@ -95,7 +104,9 @@ def modality_mixup(
         :class:`MixupBatch` with mixed ``inputs``, soft ``targets (B, C)``, ``lam`` and ``index``.
 
     Raises:
-        TypeError, ValueError: bad inputs, labels, mode, alpha or an unknown modality.
+        TypeError, ValueError: bad inputs, labels (NaN/Inf class probabilities too), mode, alpha,
+            generator or an unknown modality. NaN/Inf *inputs* are not checked (that would cost a
+            device sync per batch); they stay NaN/Inf in the mixed batch.
 
     Example:
         >>> x = {"audio": torch.zeros(4, 8), "visual": torch.ones(4, 3, 2, 2)}
@@ -106,6 +117,12 @@ def modality_mixup(
     inputs = check_tensor_dict(inputs, "inputs")
     mode = check_choice(mode, "mode", ("joint", "per_modality"))
     alpha = check_number(alpha, "alpha", min_value=0.0, strict=True)
+    check_bool(per_sample, "per_sample")
+    check_generator(generator)
+    if isinstance(modalities, str):
+        raise TypeError(
+            f"modalities: expected a list of names such as ['audio'], got {modalities!r}"
+        )
     chosen = list(inputs) if modalities is None else list(modalities)
     unknown = sorted(set(chosen) - set(inputs))
     if unknown:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_number, describe
+from .._checks import check_bool, check_choice, check_number
 from .functional import TERMS, frame_groups
 
 __all__ = ["AVILoss"]
@@ -66,6 +66,10 @@ class AVILoss(nn.Module):
             average over the global batch of all ranks (differentiable all-gather), so the loss on
             ``W`` processes × ``B`` clips equals the loss on one process × ``W·B`` clips. Without a
             process group (or with one rank) the batch is used as it is.
+        check_finite: refuse NaN/Inf embeddings with a ``ValueError`` naming ``e_audio`` or
+            ``e_visual`` (default). The check is one ``torch.isfinite(...).all()`` per embedding
+            tensor, read in the device sync the label check already makes, so it adds no sync;
+            ``False`` skips it, and a NaN embedding then gives a NaN loss.
 
     Attributes:
         terms: the term names, in order.
@@ -88,17 +92,19 @@ class AVILoss(nn.Module):
         weight: float | Sequence[float] | Mapping[str, float] = 0.1,
         *,
         sync: bool = False,
+        check_finite: bool = True,
     ) -> None:
         super().__init__()
         self.terms = _parse_terms(terms, weight)
         self.weights = _parse_weights(self.terms, weight)
-        if not isinstance(sync, bool):
-            raise TypeError(f"sync: expected a bool, got {describe(sync)}")
+        for name, flag in (("sync", sync), ("check_finite", check_finite)):
+            check_bool(flag, name)
         self.sync = sync
+        self.check_finite = check_finite
         self.last_terms: dict[str, Tensor] = {}
 
     def extra_repr(self) -> str:
-        return f"weights={self.weights}, sync={self.sync}"
+        return f"weights={self.weights}, sync={self.sync}, check_finite={self.check_finite}"
 
     def compute_terms(
         self, e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
@@ -116,10 +122,12 @@ class AVILoss(nn.Module):
             ``{term: 0-d tensor}``.
 
         Raises:
-            TypeError, ValueError: on bad input (see :func:`~avrobust.losses.functional.frame_groups`).
+            TypeError, ValueError: on bad input, NaN/Inf embeddings unless ``check_finite=False``
+                (see :func:`~avrobust.losses.functional.frame_groups`).
         """
         same_dim = bool({"l3", "l4"} & set(self.terms))
-        groups = frame_groups(e_audio, e_visual, labels, mask, same_dim=same_dim, sync=self.sync)
+        groups = frame_groups(e_audio, e_visual, labels, mask, same_dim=same_dim, sync=self.sync,
+                              check_finite=self.check_finite)  # fmt: skip
         return {name: TERMS[name](groups) for name in self.terms}
 
     def forward(

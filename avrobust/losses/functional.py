@@ -16,6 +16,8 @@ Conventions (see ``docs/avil.md``):
   is ``(sum over no frames) / max(K, 1) = 0``. Its part of a term is therefore an exact zero that
   stays connected to the graph (zero gradients, never NaN).
 * float16/bfloat16 embeddings are computed in float32.
+* NaN/Inf embeddings are refused (``ValueError`` naming ``e_audio`` or ``e_visual``): the check
+  shares the one device sync per call that the label check makes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._checks import check_tensor, describe
+from .._checks import check_finite_tensor, check_tensor, describe
 from ._distributed import gather_frames, is_distributed
 
 __all__ = [
@@ -120,21 +122,31 @@ def _check_labels(labels: object, mask: object, lead: torch.Size) -> tuple[Tenso
             f"got {tuple(y.shape)}"
         )
     if mask is None:
-        m = torch.ones_like(y, dtype=torch.bool)
-    else:
-        m = check_tensor(mask, "mask")
-        if m.dtype != torch.bool:
-            raise TypeError(f"mask: expected a bool tensor (True = real frame), got {describe(m)}")
-        if m.shape != lead:
-            raise ValueError(f"mask: expected shape {tuple(lead)}, got {tuple(m.shape)}")
+        return y, torch.ones_like(y, dtype=torch.bool)
+    m = check_tensor(mask, "mask")
+    if m.dtype != torch.bool:
+        raise TypeError(f"mask: expected a bool tensor (True = real frame), got {describe(m)}")
+    if m.shape != lead:
+        raise ValueError(f"mask: expected shape {tuple(lead)}, got {tuple(m.shape)}")
+    return y, m
+
+
+def _check_values(e_a: Tensor, e_v: Tensor, y: Tensor, m: Tensor, check_finite: bool) -> None:
+    """Labels 0/1 in unmasked frames and, if ``check_finite``, finite embeddings: one device sync."""
     bad = m & (y != 0) & (y != 1)
-    if bool(bad.any()):
+    flags = [bad.any()]
+    if check_finite:
+        flags += [~torch.isfinite(e_a).all(), ~torch.isfinite(e_v).all()]
+    labels_bad, *not_finite = torch.stack([f.to(e_a.device) for f in flags]).tolist()
+    if labels_bad:
         found = sorted({int(v) for v in y[bad].unique()[:5]})
         raise ValueError(
             f"labels: expected 0 (non-speech) or 1 (speech) in unmasked frames, got values {found}"
             " (pass mask=... to leave padded frames out)"
         )
-    return y, m
+    for name, e, flag in zip(("e_audio", "e_visual"), (e_a, e_v), not_finite):
+        if flag:
+            check_finite_tensor(e.detach(), name)
 
 
 def frame_groups(
@@ -145,6 +157,7 @@ def frame_groups(
     *,
     same_dim: bool = True,
     sync: bool = False,
+    check_finite: bool = True,
 ) -> FrameGroups:
     """Validate, flatten and group a batch's frames by class (the shared first step of every term).
 
@@ -156,16 +169,20 @@ def frame_groups(
         same_dim: require equal embedding sizes (needed by L3 and L4).
         sync: under an initialised ``torch.distributed`` group with more than one process,
             gather the frames of every rank (differentiably), so every statistic is global.
+        check_finite: refuse NaN/Inf embeddings (``torch.isfinite(...).all()``, read in the same
+            device sync as the label check, so it costs no extra sync).
 
     Returns:
         :class:`FrameGroups`.
 
     Raises:
         TypeError: non-tensors, non-float embeddings, float labels, non-bool mask.
-        ValueError: mismatched shapes, empty batch, labels other than 0/1.
+        ValueError: mismatched shapes, empty batch, labels other than 0/1, NaN/Inf embeddings
+            (with ``check_finite``).
     """
     e_a, e_v = _check_pair(e_audio, e_visual, same_dim)
     y, m = _check_labels(labels, mask, e_a.shape[:-1])
+    _check_values(e_a, e_v, y, m, check_finite)
     dtype = torch.promote_types(torch.promote_types(e_a.dtype, e_v.dtype), torch.float32)
     e_a = e_a.reshape(-1, e_a.shape[-1]).to(dtype)
     e_v = e_v.reshape(-1, e_v.shape[-1]).to(dtype)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_number, check_tensor
+from .._checks import check_bool, check_finite_tensor, check_number, check_tensor
 
 __all__ = ["MaxSimLoss", "MinSimLoss", "av_similarity"]
 
@@ -52,6 +52,10 @@ class MinSimLoss(nn.Module):
         weight: the loss weight (1.0 in the slides; the code's comments suggest 0.8 for
             Kinetics-Sounds).
         eta: the guard ``η`` of :func:`av_similarity`.
+        check_finite: refuse NaN/Inf features with a ``ValueError`` naming ``f_a`` or ``f_v``
+            (default). The check is one ``torch.isfinite(...).all()`` per call, read on the host:
+            one device sync per step on a GPU. ``False`` skips it (a NaN feature then gives a NaN
+            loss).
 
     Inputs:
         f_a: audio features ``(B, D)`` or ``(B, T, D)`` (e.g. ``output.embeddings["audio"]``).
@@ -68,17 +72,25 @@ class MinSimLoss(nn.Module):
 
     sign = 1.0
 
-    def __init__(self, weight: float = 1.0, eta: float = 1e-8) -> None:
+    def __init__(
+        self, weight: float = 1.0, eta: float = 1e-8, *, check_finite: bool = True
+    ) -> None:
         super().__init__()
         self.weight = check_number(weight, "weight", min_value=0.0)
         self.eta = check_number(eta, "eta", min_value=0.0, strict=True)
+        check_bool(check_finite, "check_finite")
+        self.check_finite = check_finite
 
     def forward(self, f_a: Tensor, f_v: Tensor) -> Tensor:
         """See the class docstring."""
-        return self.sign * self.weight * av_similarity(f_a, f_v, self.eta).mean()
+        similarity = av_similarity(f_a, f_v, self.eta)
+        if self.check_finite and not bool(torch.isfinite(f_a).all() & torch.isfinite(f_v).all()):
+            check_finite_tensor(f_a.detach(), "f_a")
+            check_finite_tensor(f_v.detach(), "f_v")
+        return self.sign * self.weight * similarity.mean()
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight:g}, eta={self.eta:g}"
+        return f"weight={self.weight:g}, eta={self.eta:g}, check_finite={self.check_finite}"
 
 
 class MaxSimLoss(MinSimLoss):

@@ -6,7 +6,11 @@ entity_box_y2, label, entity_id`` (extra columns such as ``label_id, instance_id
 ``NOT_SPEAKING``. Predictions: the same eight columns with ``label`` always
 ``SPEAKING_AUDIBLE``, then ``score`` (P(speaking)). Files may have a header row (TalkNet's
 ``val_orig.csv``) or not (the official AVA files and server submissions): a first row with a
-``video_id`` field is read as a header and columns are then found by name (in any order).
+``video_id`` field is read as a header and columns are then found by name (in any order; names
+are matched case-insensitively, so ``VIDEO_ID,...`` is a header too). Files are read as UTF-8
+(a leading byte-order mark is dropped); another encoding is refused with the file's name.
+Timestamps, boxes and scores must be finite numbers: ``inf`` or ``nan`` is refused with the file
+and line (``inf`` and ``-inf`` would otherwise collide as join keys).
 
 Rows are joined on ``(entity_id, frame_timestamp)``, never by row order; timestamps are matched
 to the microsecond.
@@ -17,12 +21,14 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from torch import Tensor
 
-from .functional import ava_average_precision
+from .._checks import describe
+from .functional import _numbers, ava_average_precision
 
 __all__ = [
     "AVA_LABELS",
@@ -80,40 +86,76 @@ class AVARows:
         return np.array([lab == POSITIVE_LABEL for lab in self.label], dtype=bool)
 
     def keys(self) -> list[tuple[str, int]]:
-        """Join keys ``(entity_id, timestamp in microseconds)``, one per row."""
+        """Join keys ``(entity_id, timestamp in microseconds)``, one per row.
+
+        Raises:
+            ValueError: a NaN/Inf timestamp (``inf`` and ``-inf`` would map to one key).
+        """
+        bad = np.flatnonzero(~np.isfinite(self.frame_timestamp))
+        if bad.size:
+            raise ValueError(
+                f"AVARows.frame_timestamp: expected finite seconds, got {bad.size} NaN/Inf, e.g. "
+                f"{self.frame_timestamp[bad[0]]} in row {bad[0]} ({self.entity_id[bad[0]]})"
+            )
         micros = np.rint(self.frame_timestamp * 1e6).astype(np.int64).tolist()
         return list(zip(self.entity_id, micros))
 
 
+def _utf8_lines(path: PathLike) -> Iterator[str]:
+    """The lines of a UTF-8 text file, ends kept, without a leading BOM.
+
+    Raises:
+        ValueError: the file is not UTF-8 (the message names it).
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        try:
+            yield from handle
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{os.fspath(path)}: not UTF-8 text ({exc.reason}: byte "
+                f"0x{exc.object[exc.start]:02x}); save the file as UTF-8"
+            ) from None
+
+
 def _read(path: PathLike, with_score: bool) -> AVARows:
     needed = (*_COLUMNS, "score") if with_score else _COLUMNS
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row]
+    reader = csv.reader(_utf8_lines(path))
+    rows = [(reader.line_num, row) for row in reader if row]
     where = list(range(len(needed)))
-    has_header = bool(rows) and "video_id" in [f.strip().lstrip("\ufeff") for f in rows[0]]
+    has_header = bool(rows) and "video_id" in [f.strip().lower() for f in rows[0][1]]
     if has_header:
-        header = [name.strip().lstrip("\ufeff") for name in rows.pop(0)]
-        missing = [name for name in needed if name not in header]
+        header = [name.strip() for name in rows.pop(0)[1]]
+        lowered = [name.lower() for name in header]
+        missing = [name for name in needed if name not in lowered]
         if missing:
             raise ValueError(f"{path}: the header lacks the columns {missing}, got {header}")
-        where = [header.index(name) for name in needed]
+        where = [lowered.index(name) for name in needed]
     columns: list[list[str]] = [[] for _ in needed]
-    for number, row in enumerate(rows, start=2 if has_header else 1):
+    for number, row in rows:
         if len(row) <= max(where):
             raise ValueError(f"{path}:{number}: expected {len(needed)} columns, got {len(row)}")
         for column, index in zip(columns, where):
             column.append(row[index].strip())
-    return _to_rows(path, columns, with_score)
+    return _to_rows(path, columns, [number for number, _ in rows], with_score)
 
 
-def _floats(path: PathLike, name: str, values: list[str]) -> np.ndarray:
+def _floats(path: PathLike, name: str, values: list[str], lines: list[int]) -> np.ndarray:
+    """A column as float64; a non-number or a NaN/Inf is refused with the file and line."""
     try:
-        return np.array(values, dtype=np.float64)
+        out = np.array(values, dtype=np.float64)
     except ValueError:
         bad = next(i for i, v in enumerate(values) if not _is_float(v))
         raise ValueError(
-            f"{path}: column {name!r} row {bad + 1}: expected a number, got {values[bad]!r}"
+            f"{path}:{lines[bad]}: column {name!r}: expected a number, got {values[bad]!r}"
         ) from None
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise ValueError(
+            f"{path}:{lines[bad]}: column {name!r}: expected a finite number, got "
+            f"{values[bad]!r} ({int((~finite).sum())} NaN/Inf in the column)"
+        )
+    return out
 
 
 def _is_float(text: str) -> bool:
@@ -124,18 +166,20 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def _to_rows(path: PathLike, columns: list[list[str]], with_score: bool) -> AVARows:
+def _to_rows(
+    path: PathLike, columns: list[list[str]], lines: list[int], with_score: bool
+) -> AVARows:
     labels = columns[6]
     unknown = sorted(set(labels) - set(AVA_LABELS))
     if unknown:
         raise ValueError(
             f"{path}: column 'label': expected one of {list(AVA_LABELS)}, got {unknown}"
         )
-    boxes = np.stack([_floats(path, _COLUMNS[i], columns[i]) for i in range(2, 6)], axis=1)
-    score = _floats(path, "score", columns[8]) if with_score else None
+    boxes = np.stack([_floats(path, _COLUMNS[i], columns[i], lines) for i in range(2, 6)], axis=1)
+    score = _floats(path, "score", columns[8], lines) if with_score else None
     return AVARows(
         video_id=columns[0],
-        frame_timestamp=_floats(path, "frame_timestamp", columns[1]),
+        frame_timestamp=_floats(path, "frame_timestamp", columns[1], lines),
         boxes=boxes.reshape(-1, 4),
         label=labels,
         entity_id=columns[7],
@@ -153,8 +197,8 @@ def read_ava_ground_truth(path: PathLike) -> AVARows:
         :class:`AVARows` with ``score=None``.
 
     Raises:
-        ValueError: missing columns, a non-numeric timestamp or box, an unknown label (the message
-            gives the file and row).
+        ValueError: missing columns, a non-numeric or NaN/Inf timestamp or box, an unknown label
+            (the message gives the file and line), a file that is not UTF-8.
     """
     return _read(path, with_score=False)
 
@@ -163,9 +207,42 @@ def read_ava_predictions(path: PathLike) -> AVARows:
     """Read a prediction CSV: the ground-truth columns plus ``score``.
 
     Raises:
-        ValueError: as :func:`read_ava_ground_truth`, or a row without a numeric score.
+        ValueError: as :func:`read_ava_ground_truth`, or a row without a finite numeric score.
     """
     return _read(path, with_score=True)
+
+
+def _check_rows(rows: object) -> AVARows:
+    if not isinstance(rows, AVARows):
+        raise TypeError(
+            f"rows: expected AVARows (e.g. from read_ava_ground_truth), got {describe(rows)}"
+        )
+    for name in ("frame_timestamp", "boxes"):
+        bad = int((~np.isfinite(getattr(rows, name))).sum())
+        if bad:
+            raise ValueError(f"rows.{name}: expected finite numbers, got {bad} NaN/Inf")
+    return rows
+
+
+def _score_array(values: object, name: str) -> np.ndarray:
+    """Scores as ``(N,)`` float64 from a tensor, array or sequence of real numbers, all finite.
+
+    Raises:
+        TypeError: not real numbers (strings such as ``"0.3"`` are refused, not converted).
+        ValueError: a NaN/Inf score.
+    """
+    array = (
+        values.detach().cpu().double().numpy()
+        if isinstance(values, Tensor)
+        else _numbers(values, name)
+    )
+    array = array.reshape(-1).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(
+            f"{name}: expected finite scores, got {bad.size} NaN/Inf (e.g. {array[bad[0]]} at {bad[0]})"
+        )
+    return array
 
 
 def _write(
@@ -188,8 +265,12 @@ def write_ava_ground_truth(path: PathLike, rows: AVARows, *, header: bool = True
         path: output file.
         rows: the rows; ``rows.score`` is ignored.
         header: write the column names first (TalkNet's layout); ``False`` for the AVA layout.
+
+    Raises:
+        TypeError: ``rows`` is not :class:`AVARows`.
+        ValueError: a NaN/Inf timestamp or box (nothing is written).
     """
-    _write(path, rows, rows.label, None, header)
+    _write(path, _check_rows(rows), rows.label, None, header)
 
 
 def write_ava_predictions(
@@ -208,14 +289,17 @@ def write_ava_predictions(
         header: write the column names first; ``False`` for an AVA server submission.
 
     Raises:
-        ValueError: no scores, a count that differs from the rows, or a NaN score.
+        TypeError: ``rows`` is not :class:`AVARows`, or scores that are not real numbers (e.g.
+            strings).
+        ValueError: no scores, a count that differs from the rows, a NaN/Inf score, timestamp or
+            box (nothing is written).
     """
-    values = rows.score if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+    _check_rows(rows)
+    given = rows.score if scores is None else scores
+    values = None if given is None else _score_array(given, "scores")
     if values is None or len(values) != len(rows):
         got = "none" if values is None else str(len(values))
         raise ValueError(f"scores: expected one score per row ({len(rows)}), got {got}")
-    if np.isnan(values).any():
-        raise ValueError(f"scores: expected numbers, got {int(np.isnan(values).sum())} NaN")
     _write(path, rows, [POSITIVE_LABEL] * len(rows), values, header)
 
 

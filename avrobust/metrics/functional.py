@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_choice, check_number, check_tensor, describe
+from .._checks import check_choice, check_finite_tensor, check_number, check_tensor, describe
 
 __all__ = [
     "ArrayLike",
@@ -33,11 +33,28 @@ ArrayLike = Tensor | np.ndarray | Sequence[float]
 """A tensor, a NumPy array, or a (nested) sequence of numbers."""
 
 
+def _numbers(value: Any, name: str) -> np.ndarray:
+    """A NumPy array or (nested) sequence as an array of numbers: strings, objects (``None``),
+    complex values and ragged nesting are refused (``"0.3"`` is not a score)."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise TypeError(
+            f"{name}: expected a (nested) sequence of numbers with a regular shape, "
+            f"got {describe(value)}"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: expected real numbers (bool, int or float), got {describe(value)}"
+        )
+    return array
+
+
 def _as_tensor(value: Any, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value.detach()
     if isinstance(value, (np.ndarray, list, tuple)):
-        return torch.as_tensor(np.asarray(value))
+        return torch.as_tensor(_numbers(value, name))
     raise TypeError(f"{name}: expected a tensor, NumPy array or sequence, got {describe(value)}")
 
 
@@ -60,7 +77,7 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
             value = value.float()
         return value.cpu().numpy()
     if isinstance(value, (np.ndarray, list, tuple)):
-        return np.asarray(value)
+        return _numbers(value, name)
     raise TypeError(f"{name}: expected a tensor, NumPy array or sequence, got {describe(value)}")
 
 
@@ -113,7 +130,8 @@ def ecr_per_frame(z_clean: Tensor, z_adv: Tensor, *, eps: float = 1e-12) -> Tens
         ``(...)`` ratios (>= 0, unitless), one per frame.
 
     Raises:
-        ValueError: shapes differ, or a 0-d input.
+        ValueError: shapes differ, a 0-d input, or NaN/Inf embeddings (a ratio of them would be
+            NaN or inf, not a measurement).
     """
     z = check_tensor(z_clean, "z_clean", floating=True)
     z_t = check_tensor(z_adv, "z_adv", floating=True)
@@ -123,7 +141,7 @@ def ecr_per_frame(z_clean: Tensor, z_adv: Tensor, *, eps: float = 1e-12) -> Tens
         )
     if z.ndim == 0:
         raise ValueError("z_clean: expected (..., D) embeddings, got a 0-d tensor")
-    z, z_t = z.detach(), z_t.detach()
+    z, z_t = check_finite_tensor(z.detach(), "z_clean"), check_finite_tensor(z_t.detach(), "z_adv")
     change = torch.linalg.vector_norm(z - z_t, dim=-1)
     return change / torch.linalg.vector_norm(z, dim=-1).clamp_min(eps)
 
@@ -142,7 +160,7 @@ def ecr(z_clean: Tensor, z_adv: Tensor, mask: Tensor | None = None) -> Tensor:
         0-d tensor (unitless ratio).
 
     Raises:
-        ValueError: shapes differ, a mask of the wrong shape, or no frame.
+        ValueError: shapes differ, NaN/Inf embeddings, a mask of the wrong shape, or no frame.
 
     Example:
         >>> import torch
@@ -185,6 +203,8 @@ def ava_average_precision(scores: ArrayLike, labels: ArrayLike, *, ties: str = "
         0-d float64 tensor in [0, 1].
 
     Raises:
+        TypeError: scores that are not real numbers (strings such as ``"0.3"`` are refused, not
+            converted), labels that are not integers or bools.
         ValueError: different numbers of scores and labels, NaN/Inf scores, no frame, labels other
             than 0/1, no positive frame (AP undefined).
 
@@ -264,9 +284,14 @@ def accuracy(
         0-d float64 tensor in [0, 1].
 
     Raises:
-        ValueError: shapes that fit neither form, a wrong mask, or no frame.
+        TypeError: scores or labels that are not numbers (e.g. strings), float labels.
+        ValueError: NaN/Inf scores (``NaN >= threshold`` is False and ``argmax`` of NaN is 0, so
+            they would look like predictions), shapes that fit neither form, a wrong mask, or no
+            frame.
     """
     s, y = _as_tensor(scores, "scores"), _as_tensor(labels, "labels")
+    if s.is_floating_point():
+        check_finite_tensor(s, "scores")
     if y.is_floating_point():
         raise TypeError(f"labels: expected an integer or bool tensor, got dtype {y.dtype}")
     if s.shape == y.shape:
@@ -300,6 +325,8 @@ def _perturbation(clean: Tensor, adversarial: Tensor) -> tuple[Tensor, Tensor, t
         )
     if x.ndim < 2:
         raise ValueError(f"clean: expected a batch (B, ...) with ndim >= 2, got {tuple(x.shape)}")
+    check_finite_tensor(x.detach(), "clean")
+    check_finite_tensor(x_adv.detach(), "adversarial")
     x = x.detach().to(torch.float64)
     return x, x_adv.detach().to(torch.float64) - x, tuple(range(1, x.ndim))
 
@@ -316,6 +343,9 @@ def snr_db(clean: Tensor, adversarial: Tensor) -> Tensor:
 
     Returns:
         ``(B,)`` float64, dB.
+
+    Raises:
+        ValueError: shapes differ, fewer than 2 dims, or NaN/Inf values in either input.
 
     Example:
         >>> import torch
@@ -341,6 +371,9 @@ def psnr(clean: Tensor, adversarial: Tensor, data_range: float = 255.0) -> Tenso
 
     Returns:
         ``(B,)`` float64, dB.
+
+    Raises:
+        ValueError: shapes differ, fewer than 2 dims, or NaN/Inf values in either input.
     """
     peak = check_number(data_range, "data_range", min_value=0.0, strict=True)
     _, delta, dims = _perturbation(clean, adversarial)
@@ -357,6 +390,9 @@ def max_abs(clean: Tensor, adversarial: Tensor) -> Tensor:
 
     Returns:
         ``(B,)`` float64, in the input's units.
+
+    Raises:
+        ValueError: shapes differ, fewer than 2 dims, or NaN/Inf values in either input.
     """
     _, delta, dims = _perturbation(clean, adversarial)
     return delta.abs().amax(dim=dims)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._checks import check_choice, check_int, check_number, check_tensor
+from .._checks import check_choice, check_finite_tensor, check_int, check_number, check_tensor
 
 __all__ = ["ConvexityResult", "DensityResult", "convexity_ratio", "knn_density"]
 
@@ -118,6 +118,8 @@ def _check_rows(embeddings: Embeddings, n: int) -> None:
         check_tensor(value, name)
         if value.ndim < 1 or len(value) != n:
             raise ValueError(f"{name}: expected {n} rows (= len(labels)), got {tuple(value.shape)}")
+        if value.is_floating_point():
+            check_finite_tensor(value, name)
 
 
 @torch.no_grad()
@@ -153,7 +155,9 @@ def convexity_ratio(
         :class:`ConvexityResult`.
 
     Raises:
-        TypeError, ValueError: bad arguments (the message names the argument).
+        TypeError, ValueError: bad arguments (the message names the argument), NaN/Inf embeddings
+            or a head that returns NaN/Inf logits (a NaN probability would count as leaving the
+            class).
     """
     num_pairs = check_int(num_pairs, "num_pairs", min_value=1)
     activation = check_choice(activation, "activation", ("sigmoid", "softmax"))
@@ -172,7 +176,7 @@ def convexity_ratio(
         pairs = _pairs(members, num_pairs, pairing, gen)
         lam = torch.rand(len(pairs), generator=gen)
         points = _lerp(_take(embeddings, pairs[:, 0]), _take(embeddings, pairs[:, 1]), lam)
-        logits = head(points)
+        logits = check_finite_tensor(check_tensor(head(points), "head"), "head (its logits)")
         probs = torch.sigmoid(logits) if activation == "sigmoid" else logits.softmax(-1)
         kept = probs.argmax(-1) == c if threshold is None else probs[:, c] >= threshold
         ratios.append(float(kept.float().mean()))
@@ -204,7 +208,7 @@ def knn_density(
         :class:`DensityResult`.
 
     Raises:
-        TypeError, ValueError: bad shapes or ``k < 1``.
+        TypeError, ValueError: bad shapes, NaN/Inf embeddings or ``k < 1``.
 
     Example:
         >>> e = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
@@ -219,6 +223,7 @@ def knn_density(
             f"got {tuple(embeddings.shape)}"
         )
     k = check_int(k, "k", min_value=1)
+    check_finite_tensor(embeddings.detach(), "embeddings")
     flat = embeddings.detach().reshape(len(embeddings), -1).double()
     e = torch.nn.functional.normalize(flat, dim=-1)
     radius = torch.full((len(e),), float("nan"), dtype=torch.float64, device=e.device)

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .._checks import check_choice, describe
+from .._checks import check_bool, check_choice, check_number, describe
 from ..losses._distributed import all_gather_cat, is_distributed
 from .functional import (
     ArrayLike,
@@ -48,8 +48,7 @@ class StreamingMetric(ABC):
     higher_is_better: ClassVar[bool | None] = None
 
     def __init__(self, *, sync: bool = False) -> None:
-        if not isinstance(sync, bool):
-            raise TypeError(f"sync: expected a bool, got {describe(sync)}")
+        check_bool(sync, "sync")
         self.sync = sync
         self.reset()
 
@@ -122,6 +121,9 @@ class ECR(StreamingMetric):
             z_clean: ``(..., D)`` clean embeddings, or ``{modality: (..., D)}``.
             z_adv: adversarial embeddings, same structure and shapes.
             mask: optional bool ``(...)`` (frames), applied to every modality.
+
+        Raises:
+            ValueError: NaN/Inf embeddings (named), shapes or keys that differ, a wrong mask.
         """
         pairs = _pairs(z_clean, z_adv)
         if self._totals and set(self._totals) != set(pairs):
@@ -131,7 +133,11 @@ class ECR(StreamingMetric):
         for key, (clean, adv) in pairs.items():
             ratios = ecr_per_frame(clean, adv)
             if mask is not None:
-                if mask.shape != ratios.shape or mask.dtype != torch.bool:
+                if (
+                    not isinstance(mask, Tensor)
+                    or mask.shape != ratios.shape
+                    or mask.dtype != torch.bool
+                ):
                     raise ValueError(
                         f"mask: expected a bool tensor of shape {tuple(ratios.shape)}, "
                         f"got {describe(mask)}"
@@ -167,6 +173,10 @@ class _ScoreBuffer(StreamingMetric):
             scores: any shape, the positive class's score (e.g. P(speaking)).
             labels: 0/1 or bool, same number of elements.
             mask: optional bool, same number of elements; ``False`` frames are left out.
+
+        Raises:
+            TypeError: scores that are not real numbers (e.g. strings), non-integer labels.
+            ValueError: NaN/Inf scores, labels other than 0/1, sizes that differ, a wrong mask.
         """
         s, y = _scores_labels(scores, labels)
         if mask is not None:
@@ -239,14 +249,15 @@ class Accuracy(StreamingMetric):
     higher_is_better = True
 
     def __init__(self, threshold: float = 0.5, *, sync: bool = False) -> None:
-        self.threshold = threshold
+        self.threshold = check_number(threshold, "threshold", allow_inf=True)
         super().__init__(sync=sync)
 
     def reset(self) -> None:
         self._total = torch.zeros(2, dtype=torch.float64)
 
     def update(self, scores: ArrayLike, labels: ArrayLike, mask: Tensor | None = None) -> None:
-        """Add a batch; arguments as :func:`~avrobust.metrics.accuracy`."""
+        """Add a batch; arguments as :func:`~avrobust.metrics.accuracy` (NaN/Inf scores and
+        strings are refused, as there)."""
         acc = accuracy(scores, labels, threshold=self.threshold, mask=mask)
         frames = int(mask.sum()) if mask is not None else torch.as_tensor(labels).numel()
         self._total += torch.tensor([round(float(acc) * frames), frames], dtype=torch.float64)

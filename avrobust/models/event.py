@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_int, check_tensor
+from .._checks import check_choice, check_int, check_tensor, describe
 from .._types import AVOutput
 from .fusion import FUSIONS, make_fusion
 
@@ -163,6 +163,11 @@ class AVEventNet(nn.Module):
         self.visual_encoder = VisualEncoder(dim, width)
         self.fusion = make_fusion(self.fusion_name, dim, dim, **fusion_options)
         self.classifier = nn.Linear(self.fusion.out_dim, num_classes)
+        if memory is not None and not callable(memory):
+            raise TypeError(
+                "memory: expected a module mapping {'audio': (B, D), 'visual': (B, D)} to "
+                f"denoised features, or None, got {describe(memory)}"
+            )
         self.memory = memory
 
     def classify(self, f_a: Tensor, f_v: Tensor) -> Tensor:
@@ -170,8 +175,18 @@ class AVEventNet(nn.Module):
         return self.classifier(self.fusion(f_a, f_v))
 
     def forward(self, audio: Tensor, visual: Tensor) -> AVOutput:
-        """See the class docstring."""
+        """See the class docstring.
+
+        Raises:
+            ValueError: ``audio`` and ``visual`` have different batch sizes, or bad shapes.
+            TypeError: an input that is not a floating-point tensor.
+        """
         f_a, f_v = self.audio_encoder(audio), self.visual_encoder(visual)
+        if f_a.shape[0] != f_v.shape[0]:
+            raise ValueError(
+                f"visual: expected the batch size of audio ({f_a.shape[0]}), got "
+                f"{tuple(visual.shape)}"
+            )
         g_a, g_v = f_a, f_v
         if self.memory is not None:
             denoised = self.memory({"audio": f_a, "visual": f_v})

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_int, describe
+from .._checks import check_bool, check_choice, check_int, describe
 
 __all__ = [
     "FUSIONS",
@@ -141,6 +141,7 @@ class FiLMFusion(Fusion):
         self, dim_audio: int, dim_visual: int | None = None, identity_init: bool = True
     ) -> None:
         super().__init__(dim_audio, dim_visual)
+        check_bool(identity_init, "identity_init")
         self.alpha = nn.Linear(self.dim_audio, self.dim_visual)
         self.beta = nn.Linear(self.dim_audio, self.dim_visual)
         if identity_init:
@@ -165,6 +166,7 @@ class _Gated(Fusion):
         self, dim_audio: int, dim_visual: int | None = None, learned_gates: bool = False
     ) -> None:
         super().__init__(dim_audio, dim_visual, same_dims=True)
+        check_bool(learned_gates, "learned_gates")
         dim = self.dim_audio
         self.gate_audio: nn.Module = nn.Linear(dim, dim) if learned_gates else nn.Identity()
         self.gate_visual: nn.Module = nn.Linear(dim, dim) if learned_gates else nn.Identity()

@@ -50,7 +50,15 @@ def register_model(name: str, factory: ModelFactory, *, overwrite: bool = False)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered names, sorted, optionally filtered by a shell-style ``pattern`` (``"*talknet"``)."""
+    """Registered names, sorted, optionally filtered by a shell-style ``pattern`` (``"*talknet"``).
+
+    Raises:
+        TypeError: ``pattern`` is neither a string nor ``None``.
+    """
+    if pattern is not None and not isinstance(pattern, str):
+        raise TypeError(
+            f"pattern: expected a shell-style pattern (str) or None, got {describe(pattern)}"
+        )
     names = sorted(_REGISTRY)
     return names if pattern is None else fnmatch.filter(names, pattern.lower())
 

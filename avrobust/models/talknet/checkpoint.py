@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from ..._checks import describe
+from ..._checks import check_bool, describe
 
 if TYPE_CHECKING:
     from torch import nn
@@ -172,6 +172,7 @@ def load_official_state_dict(
 
     Keys go through :func:`official_to_avrobust`. Missing ``*.num_batches_tracked`` entries are
     tolerated (the model keeps its own). Everything else must match exactly when ``strict``.
+    Weights holding NaN or Inf are refused (nothing is loaded): they would give NaN scores.
 
     Args:
         model: a :class:`TalkNet` whose configuration fits the checkpoint.
@@ -185,9 +186,20 @@ def load_official_state_dict(
     Raises:
         CheckpointMismatchError: (a ``ValueError``) when ``strict`` and the keys do not match;
             the message lists missing, unexpected and mismatched keys, ``.report`` has them all.
-        TypeError: ``state_dict`` is not a mapping of string keys to tensors.
+        ValueError: a floating-point tensor holds NaN or Inf (the message names the keys).
+        TypeError: ``state_dict`` is not a mapping of string keys to tensors, or ``strict`` is
+            not a bool.
     """
-    _check_state_dict(state_dict, "state_dict")
+    return _load_state(model, state_dict, strict=strict, source="state_dict")
+
+
+def _load_state(
+    model: nn.Module, state_dict: Mapping[str, Any], *, strict: bool, source: str
+) -> LoadReport:
+    """:func:`load_official_state_dict`, with ``source`` naming the dict (or file) in errors."""
+    check_bool(strict, "strict")
+    _check_state_dict(state_dict, source)
+    _check_finite_weights(state_dict, source)
     mapped = official_to_avrobust(state_dict)
     own = model.state_dict()
     missing = [
@@ -201,15 +213,55 @@ def load_official_state_dict(
     ]
     report = LoadReport(missing, unexpected, mismatched)
     if not report.ok:
-        message = f"checkpoint does not fit {type(model).__name__}: {report.describe()}"
+        which = "checkpoint" if source == "state_dict" else source
+        message = f"{which} does not fit {type(model).__name__}: {report.describe()}"
         if strict:
             raise CheckpointMismatchError(message, report)
-        warnings.warn(message + "; those keys were skipped", stacklevel=2)
+        warnings.warn(message + "; those keys were skipped", stacklevel=3)
     bad = {name for name, _, _ in mismatched}
     loadable = {k: v for k, v in mapped.items() if k in own and _official_name(k) not in bad}
     with torch.no_grad():
         model.load_state_dict(loadable, strict=False)
     return report
+
+
+def _check_finite_weights(state_dict: Mapping[str, Tensor], name: str) -> None:
+    """Raise ``ValueError`` naming the first keys whose floating-point values are NaN or Inf."""
+    bad: list[str] = []
+    for key, value in state_dict.items():
+        if value.is_floating_point() or value.is_complex():
+            if bool(torch.isfinite(value.sum())):  # fast path; an overflowing sum is recounted
+                continue
+            count = int((~torch.isfinite(value)).sum())
+            if count:
+                bad.append(f"{key} ({count} of {value.numel()} values)")
+    if bad:
+        shown = ", ".join(bad[:_SHOWN]) + (
+            f" ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+        )
+        raise ValueError(
+            f"{name}: {len(bad)} weight tensor(s) hold NaN or Inf values: {shown}; refusing to "
+            "load them (they would make every score NaN; was the training run diverged or the "
+            "file damaged?)"
+        )
+
+
+def _check_path(path: Any, name: str = "path") -> str:
+    """Check a file path argument: ``str`` or ``os.PathLike`` of ``str``, without a NUL byte.
+
+    Returns:
+        The path as a ``str``.
+
+    Raises:
+        TypeError: not a path (``None``, an int, bytes, ...).
+        ValueError: the path contains a NUL byte.
+    """
+    value = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {describe(path)}")
+    if "\0" in value:
+        raise ValueError(f"{name}: a file path cannot contain a NUL byte, got {value!r}")
+    return value
 
 
 def _check_state_dict(value: Any, name: str) -> None:
@@ -238,12 +290,22 @@ def read_state_dict(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     Returns:
         The state dict as saved (official layout for official files).
 
+    The values are not checked here (a file can be read to inspect it); the loaders
+    (:func:`load_official_state_dict`, :meth:`TalkNet.from_checkpoint`) refuse NaN or Inf weights.
+
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a PyTorch checkpoint, or does not hold a flat state dict.
+        TypeError: ``path`` is not a str or ``os.PathLike``.
+        ValueError: ``path`` contains a NUL byte; the file is not a PyTorch checkpoint, or does
+            not hold a flat state dict.
+        FileNotFoundError: no such file, or ``path`` is a directory (the message says which).
     """
+    path = _check_path(path)
+    if os.path.isdir(path):  # FileNotFoundError, as for a missing file (callers catch that one)
+        raise FileNotFoundError(
+            f"path: {path!r} is a directory; expected a checkpoint file (e.g. pretrain_AVA.model)"
+        )
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"path: no checkpoint file at {os.fspath(path)!r}")
+        raise FileNotFoundError(f"path: no checkpoint file at {path!r}")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a corrupt or foreign file fails in many ways inside the unpickler
@@ -267,7 +329,19 @@ def save_official_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> 
 
     Args:
         model: a :class:`TalkNet`.
-        path: destination file.
+        path: destination file (overwritten if it exists).
+
+    Raises:
+        TypeError: ``path`` is not a str or ``os.PathLike``.
+        ValueError: ``path`` contains a NUL byte.
+        IsADirectoryError: ``path`` is a directory.
+        FileNotFoundError: its parent directory does not exist.
     """
+    path = _check_path(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"path: {path!r} is a directory; expected a file name to write")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"path: the directory {parent!r} of {path!r} does not exist")
     state = {k: v.detach().clone() for k, v in avrobust_to_official(model.state_dict()).items()}
     torch.save(state, path)

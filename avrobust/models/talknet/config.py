@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..._checks import check_choice, check_int, check_number, describe, replace_fields
+from ..._checks import check_bool, check_choice, check_int, check_number, describe, replace_fields
 
 __all__ = ["TALKNET_VARIANTS", "TalkNetConfig"]
 
@@ -73,6 +73,7 @@ class TalkNetConfig:
     def __post_init__(self) -> None:
         check_choice(self.features, "features", ("mfcc", "spectrogram"))
         check_choice(self.audio_align, "audio_align", ("wrap", "strict"))
+        check_bool(self.cross_attention, "cross_attention")
         for name in ("face_size", "sample_rate", "numcep", "se_reduction", "visual_stem_channels"):
             check_int(getattr(self, name), name, min_value=1)
         for name in ("visual_hidden", "attention_heads", "ffn_mult", "num_classes"):

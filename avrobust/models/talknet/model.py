@@ -15,6 +15,7 @@ from ..._types import AVOutput
 from ..features import MFCC, LinearSpectrogram
 from .checkpoint import (
     LoadReport,
+    _load_state,
     avrobust_to_official,
     load_official_state_dict,
     read_state_dict,
@@ -343,16 +344,18 @@ class TalkNet(nn.Module):
             The model in eval mode.
 
         Raises:
-            FileNotFoundError: no file. ValueError: not a state dict, or keys that do not fit
+            TypeError: ``path`` is not a str or ``os.PathLike`` (e.g. ``None``).
+            FileNotFoundError: no file, or ``path`` is a directory (the message says which).
+            ValueError: a NUL byte in ``path``; not a state dict; weights holding NaN or Inf (the
+                message names the file and the keys); keys that do not fit
                 (:class:`~avrobust.models.talknet.CheckpointMismatchError` lists them).
 
         Example:
             >>> model = TalkNet.from_checkpoint("pretrain_AVA.model")  # doctest: +SKIP
         """
         model = cls(config, **overrides)
-        model.load_official_state_dict(
-            read_state_dict(path, map_location=map_location), strict=strict
-        )
+        state = read_state_dict(path, map_location=map_location)
+        _load_state(model, state, strict=strict, source=f"checkpoint {os.fspath(path)!r}")
         return model.eval()
 
     def load_official_state_dict(
