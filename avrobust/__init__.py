@@ -29,7 +29,7 @@ from .defenses import (
     adversarial_batch,
     modality_mixup,
 )
-from .evaluation import CellResult, EvaluationReport, evaluate
+from .evaluation import CellResult, EvaluationReport, Grid, Measures, Selection, Store, evaluate
 from .losses import AVILoss, MinSimLoss
 
 __version__ = "0.1.0"
@@ -50,10 +50,14 @@ __all__ = [
     "CrossEntropyObjective",
     "EvaluationReport",
     "FeatureMemory",
+    "Grid",
     "Linf",
+    "Measures",
     "MinSimLoss",
     "MultimodalAttack",
+    "Selection",
     "StepRule",
+    "Store",
     "WrappedModel",
     "__version__",
     "adversarial_batch",

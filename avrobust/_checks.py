@@ -22,6 +22,7 @@ __all__ = [
     "check_bounds",
     "check_choice",
     "check_finite_tensor",
+    "check_fraction",
     "check_int",
     "check_number",
     "check_tensor",
@@ -84,6 +85,22 @@ def check_number(
         op = ">" if strict else ">="
         raise ValueError(f"{name}: must be a {finite}number {op} {min_value:g}, got {value:g}")
     return value
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """Check that ``value`` is a real number in [0, 1] (a fraction, a probability, a ratio).
+
+    Returns:
+        ``value`` as a Python float.
+
+    Raises:
+        TypeError: not a real number.
+        ValueError: NaN, or outside [0, 1].
+    """
+    number = check_number(value, name, min_value=0.0)
+    if number > 1:
+        raise ValueError(f"{name}: must be a number in [0, 1], got {number:g}")
+    return number
 
 
 def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:

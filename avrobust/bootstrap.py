@@ -93,7 +93,7 @@ def bootstrap_map(
 ) -> np.ndarray:
     """Frame mAP of each bootstrap resample of the clips.
 
-    The measure is :func:`avrobust.metrics.ava_average_precision` (pooled over frames, VOC
+    The measure is :func:`avrobust.metrics.average_precision` (pooled over frames, VOC
     interpolation, tied scores grouped) of the frames of the drawn clips, a clip drawn ``k``
     times counting ``k`` times; it is computed for every resample at once by weighting each
     frame with its clip's count.

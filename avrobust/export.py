@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_int, check_number, check_tensor, describe
-from .metrics import psnr, snr_db
+from .metrics import psnr, snr
 
 __all__ = ["ExportedPair", "export_pairs", "write_gif", "write_png", "write_wav"]
 
@@ -214,6 +214,60 @@ def export_pairs(
         ImportError: ``gif=True`` without pillow (checked before anything is written).
         TypeError: a given modality or ``labels`` that is not a tensor.
     """
+    names = _check_pairs(clean, adversarial, labels, audio, visual)
+    batch = int(clean[names[0]].shape[0])
+    chosen = list(range(batch)) if indices is None else [int(i) for i in indices]
+    for i in chosen:
+        if not 0 <= i < batch:
+            raise ValueError(f"indices: expected values in [0, {batch}), got {i}")
+    if gif and visual in names:
+        check_number(fps, "fps", min_value=0.0, strict=True)
+        _pillow_image("export_pairs(gif=True)")  # fail before any file is written
+    os.makedirs(out_dir, exist_ok=True)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
+    pairs: list[ExportedPair] = []
+    key: list[list[str]] = []
+    for i in chosen:
+        folder = os.path.join(os.fspath(out_dir), f"pair_{i:03d}")
+        os.makedirs(folder, exist_ok=True)
+        files: dict[str, str] = {}
+        ratio = peak = None
+        if audio in names:
+            for kind, source in (("genuine", clean), ("adversarial", adversarial)):
+                files[f"{kind}_audio"] = os.path.join(folder, f"{kind}.wav")
+                write_wav(files[f"{kind}_audio"], source[audio][i], sample_rate)
+            ratio = float(
+                snr(clean[audio][i : i + 1].float(), adversarial[audio][i : i + 1].float())
+            )
+        if visual in names:
+            for kind, source in (("genuine", clean), ("adversarial", adversarial)):
+                files.update(
+                    _write_clip(folder, kind, source[visual][i], scale=scale, frames=frames,
+                                gif=gif, fps=fps)
+                )  # fmt: skip
+            peak = float(
+                psnr(clean[visual][i : i + 1].float(), adversarial[visual][i : i + 1].float())
+            )
+        pairs.append(ExportedPair(i, folder, files, ratio, peak))
+        key.append(_write_trial(out_dir, len(key) + 1, i, files, gen))
+    _write_manifest(out_dir, pairs, labels)
+    _write_rows(
+        os.path.join(os.fspath(out_dir), "xab_key.csv"),
+        ["trial", "pair", "A", "B", "X is"],
+        key,
+    )
+    return pairs
+
+
+def _check_pairs(
+    clean: Mapping[str, Tensor],
+    adversarial: Mapping[str, Tensor],
+    labels: Tensor | None,
+    audio: str,
+    visual: str,
+) -> list[str]:
+    """The modalities present, checked: the same shapes in ``clean`` and ``adversarial``,
+    ``labels`` of the same batch size."""
     names = [m for m in (audio, visual) if m in clean]
     if not names:
         raise ValueError(
@@ -236,63 +290,42 @@ def export_pairs(
             raise ValueError(
                 f"labels: expected {batch} clips (as the inputs), got shape {tuple(labels.shape)}"
             )
-    chosen = list(range(batch)) if indices is None else [int(i) for i in indices]
-    for i in chosen:
-        if not 0 <= i < batch:
-            raise ValueError(f"indices: expected values in [0, {batch}), got {i}")
-    if gif and visual in names:
-        check_number(fps, "fps", min_value=0.0, strict=True)
-        _pillow_image("export_pairs(gif=True)")  # fail before any file is written
-    os.makedirs(out_dir, exist_ok=True)
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
-    pairs: list[ExportedPair] = []
-    key: list[list[str]] = []
-    for i in chosen:
-        folder = os.path.join(os.fspath(out_dir), f"pair_{i:03d}")
-        os.makedirs(folder, exist_ok=True)
-        files: dict[str, str] = {}
-        snr = peak = None
-        if audio in names:
-            for kind, source in (("genuine", clean), ("adversarial", adversarial)):
-                files[f"{kind}_audio"] = os.path.join(folder, f"{kind}.wav")
-                write_wav(files[f"{kind}_audio"], source[audio][i], sample_rate)
-            snr = float(
-                snr_db(clean[audio][i : i + 1].float(), adversarial[audio][i : i + 1].float())
-            )
-        if visual in names:
-            for kind, source in (("genuine", clean), ("adversarial", adversarial)):
-                clip = source[visual][i]
-                files[f"{kind}_strip"] = os.path.join(folder, f"{kind}_strip.png")
-                write_png(files[f"{kind}_strip"], torch.cat(list(clip), dim=1), scale=scale)
-                if gif:
-                    files[f"{kind}_gif"] = os.path.join(folder, f"{kind}.gif")
-                    write_gif(files[f"{kind}_gif"], clip, fps=fps, scale=scale)
-                if frames:
-                    sub = os.path.join(folder, f"{kind}_frames")
-                    os.makedirs(sub, exist_ok=True)
-                    for t, frame in enumerate(clip):
-                        write_png(os.path.join(sub, f"frame_{t:04d}.png"), frame, scale=scale)
-            peak = float(
-                psnr(clean[visual][i : i + 1].float(), adversarial[visual][i : i + 1].float())
-            )
-        pairs.append(ExportedPair(i, folder, files, snr, peak))
-        genuine_first = bool(torch.rand(1, generator=gen) < 0.5)
-        x_is_a = bool(torch.rand(1, generator=gen) < 0.5)
-        a, b = ("genuine", "adversarial") if genuine_first else ("adversarial", "genuine")
-        trial = os.path.join(os.fspath(out_dir), "xab", f"trial_{len(key) + 1:03d}")
-        os.makedirs(trial, exist_ok=True)
-        for role, kind in (("A", a), ("B", b), ("X", a if x_is_a else b)):
-            for what, suffix in (("audio", ".wav"), ("strip", ".png"), ("gif", ".gif")):
-                if f"{kind}_{what}" in files:
-                    shutil.copyfile(files[f"{kind}_{what}"], os.path.join(trial, role + suffix))
-        key.append([f"trial_{len(key) + 1:03d}", f"pair_{i:03d}", a, b, "A" if x_is_a else "B"])
-    _write_manifest(out_dir, pairs, labels)
-    _write_rows(
-        os.path.join(os.fspath(out_dir), "xab_key.csv"),
-        ["trial", "pair", "A", "B", "X is"],
-        key,
-    )
-    return pairs
+    return names
+
+
+def _write_clip(
+    folder: str, kind: str, clip: Tensor, *, scale: int, frames: bool, gif: bool, fps: float
+) -> dict[str, str]:
+    """One clip's ``(T, H, W)`` frames as a strip PNG, optionally a GIF and one PNG per frame;
+    returns ``{"<kind>_strip": path, "<kind>_gif": path}``."""
+    files = {f"{kind}_strip": os.path.join(folder, f"{kind}_strip.png")}
+    write_png(files[f"{kind}_strip"], torch.cat(list(clip), dim=1), scale=scale)
+    if gif:
+        files[f"{kind}_gif"] = os.path.join(folder, f"{kind}.gif")
+        write_gif(files[f"{kind}_gif"], clip, fps=fps, scale=scale)
+    if frames:
+        sub = os.path.join(folder, f"{kind}_frames")
+        os.makedirs(sub, exist_ok=True)
+        for t, frame in enumerate(clip):
+            write_png(os.path.join(sub, f"frame_{t:04d}.png"), frame, scale=scale)
+    return files
+
+
+def _write_trial(
+    out_dir: PathLike, number: int, index: int, files: Mapping[str, str], gen: torch.Generator
+) -> list[str]:
+    """XAB trial ``number`` of pair ``index`` in ``out_dir/xab/trial_<n>/``: A and B the genuine
+    and the adversarial clip in random order, X a copy of one of them; returns its key row."""
+    genuine_first = bool(torch.rand(1, generator=gen) < 0.5)
+    x_is_a = bool(torch.rand(1, generator=gen) < 0.5)
+    a, b = ("genuine", "adversarial") if genuine_first else ("adversarial", "genuine")
+    trial = os.path.join(os.fspath(out_dir), "xab", f"trial_{number:03d}")
+    os.makedirs(trial, exist_ok=True)
+    for role, kind in (("A", a), ("B", b), ("X", a if x_is_a else b)):
+        for what, suffix in (("audio", ".wav"), ("strip", ".png"), ("gif", ".gif")):
+            if f"{kind}_{what}" in files:
+                shutil.copyfile(files[f"{kind}_{what}"], os.path.join(trial, role + suffix))
+    return [f"trial_{number:03d}", f"pair_{index:03d}", a, b, "A" if x_is_a else "B"]
 
 
 def _write_manifest(out_dir: PathLike, pairs: list[ExportedPair], labels: Tensor | None) -> None:

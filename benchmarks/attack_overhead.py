@@ -118,6 +118,105 @@ def median_times(variants: dict[str, Callable[[], object]], reps: int) -> dict[s
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def our_attack(
+    net: nn.Module,
+    data: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    budgets: dict[str, avrobust.Budget],
+    steps: int,
+    keep: str = "best",
+    restarts: int = 1,
+) -> Callable[[], object]:
+    """A timed variant: avrobust's PGD (inference objective, seed 0) on ``data``."""
+    attack = avrobust.MultimodalAttack(
+        net,
+        budgets=budgets,
+        rule=avrobust.PGD(restarts=restarts),
+        steps=steps,
+        seed=0,
+        keep=keep,
+        objective="inference",
+    )
+    return lambda: attack(data, labels)
+
+
+def torchattacks_variants(
+    model: nn.Module, x: dict[str, torch.Tensor], y: torch.Tensor, eps: float, steps: int
+) -> dict[str, Callable[[], object]]:
+    """torchattacks' PGD on the video alone (pixels scaled to [0, 1]), bare and with predictions."""
+    try:
+        import torchattacks
+    except ImportError:
+        print("torchattacks not installed: pip install --no-deps torchattacks==3.5.1")
+        return {}
+    video_model = VideoOnly(model, x["audio"])
+    ta = torchattacks.PGD(
+        video_model, eps=eps / 255, alpha=2.5 * eps / 255 / steps, steps=steps, random_start=True
+    )
+    video01 = x["visual"] / 255
+
+    def ta_and_predict() -> object:  # what AttackResult carries: the adversarial predictions
+        adv = ta(video01, y)
+        with torch.no_grad():
+            return video_model(adv).argmax(-1)
+
+    return {"torchattacks_video": lambda: ta(video01, y), "ta_video+predict": ta_and_predict}
+
+
+def restart_variants(
+    model: nn.Module,
+    x: dict[str, torch.Tensor],
+    y: torch.Tensor,
+    budgets: dict[str, avrobust.Budget],
+    steps: int,
+) -> dict[str, Callable[[], object]]:
+    """4 restarts batched vs 4 single-restart calls: a small model on a few samples (per-call
+    overhead dominates: where batching pays) and the CNN (compute-bound on a CPU: batching cannot
+    beat the arithmetic)."""
+    torch.manual_seed(0)
+    tiny = TinyAV(frames=8).eval()
+    xs = {"audio": torch.rand(4, 8 * 160) * 2 - 1, "visual": torch.rand(4, 8, 32, 32) * 255}
+    ys = torch.randint(0, 2, (4,))
+    small_r1, cnn_r1 = (
+        our_attack(tiny, xs, ys, budgets, steps),
+        our_attack(model, x, y, budgets, steps),
+    )
+    return {
+        "small_r4_batched": our_attack(tiny, xs, ys, budgets, steps, restarts=4),
+        "small_r1_x4": lambda: [small_r1() for _ in range(4)],
+        "cnn_r4_batched": our_attack(model, x, y, budgets, steps, restarts=4),
+        "cnn_r1_x4": lambda: [cnn_r1() for _ in range(4)],
+    }
+
+
+TARGETS = {
+    "pgd10_keep_last / minimal_loop": "<= 1.05",
+    "pgd10_keep_best / minimal_loop": "(default keep)",
+    "pgd10_video_only / torchattacks_pgd+predict": "(same outputs)",
+    "pgd10_video_only / torchattacks_pgd": "<= 1.0",
+    "restarts4 small model: sequential / batched": ">= 1.3",
+    "restarts4 CNN B=32: sequential / batched": "(compute-bound)",
+}
+
+
+def overhead_ratios(med: dict[str, float]) -> dict[str, float]:
+    """The ratios of :data:`TARGETS` from the median times."""
+    ratios = {
+        "pgd10_keep_last / minimal_loop": med["ours_keep_last"] / med["minimal_loop"],
+        "pgd10_keep_best / minimal_loop": med["ours_keep_best"] / med["minimal_loop"],
+        "restarts4 small model: sequential / batched": med["small_r1_x4"] / med["small_r4_batched"],
+        "restarts4 CNN B=32: sequential / batched": med["cnn_r1_x4"] / med["cnn_r4_batched"],
+    }
+    if "torchattacks_video" in med:
+        ratios["pgd10_video_only / torchattacks_pgd"] = (
+            med["ours_video_only"] / med["torchattacks_video"]
+        )
+        ratios["pgd10_video_only / torchattacks_pgd+predict"] = (
+            med["ours_video_only"] / med["ta_video+predict"]
+        )
+    return ratios
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description="attack overhead ratios")
     parser.add_argument("--reps", type=int, default=7)
@@ -137,101 +236,26 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     bounds = {"audio": (-1.0, 1.0), "visual": (0.0, 255.0)}
     budgets = {k: avrobust.Linf(eps[k], bounds=bounds[k]) for k in eps}
 
-    def ours(
-        net: nn.Module,
-        data: dict,
-        labels: torch.Tensor,
-        budget: dict,
-        keep: str = "best",
-        restarts: int = 1,
-    ) -> Callable[[], object]:
-        attack = avrobust.MultimodalAttack(
-            net,
-            avrobust.PGD(restarts=restarts),
-            budget,
-            steps=steps,
-            seed=0,
-            keep=keep,
-            objective="inference",
-        )
-        return lambda: attack(data, labels)
-
     gen = torch.Generator().manual_seed(0)
     variants: dict[str, Callable[[], object]] = {
-        "ours_keep_last": ours(model, x, y, budgets, "last"),
-        "ours_keep_best": ours(model, x, y, budgets, "best"),
+        "ours_keep_last": our_attack(model, x, y, budgets, steps, "last"),
+        "ours_keep_best": our_attack(model, x, y, budgets, steps, "best"),
         "minimal_loop": lambda: minimal_pgd(model, x, y, eps, bounds, steps, gen),
-        "ours_video_only": ours(model, x, y, {"visual": budgets["visual"]}, "last"),
+        "ours_video_only": our_attack(model, x, y, {"visual": budgets["visual"]}, steps, "last"),
     }
-    try:
-        import torchattacks
-
-        ta = torchattacks.PGD(
-            VideoOnly(model, x["audio"]),
-            eps=eps["visual"] / 255,
-            alpha=2.5 * eps["visual"] / 255 / steps,
-            steps=steps,
-            random_start=True,
-        )
-        video01 = x["visual"] / 255
-        variants["torchattacks_video"] = lambda: ta(video01, y)
-        video_model = VideoOnly(model, x["audio"])
-
-        def ta_and_predict() -> object:  # what AttackResult carries: the adversarial predictions
-            adv = ta(video01, y)
-            with torch.no_grad():
-                return video_model(adv).argmax(-1)
-
-        variants["ta_video+predict"] = ta_and_predict
-    except ImportError:
-        print("torchattacks not installed: pip install --no-deps torchattacks==3.5.1")
-
-    # restarts: a small model on a few samples (per-call overhead dominates: where batching pays)
-    # and the CNN above (compute-bound on a CPU: batching cannot beat the arithmetic)
-    torch.manual_seed(0)
-    tiny = TinyAV(frames=8).eval()
-    xs = {"audio": torch.rand(4, 8 * 160) * 2 - 1, "visual": torch.rand(4, 8, 32, 32) * 255}
-    ys = torch.randint(0, 2, (4,))
-    small_r4, small_r1 = ours(tiny, xs, ys, budgets, restarts=4), ours(tiny, xs, ys, budgets)
-    cnn_r4, cnn_r1 = ours(model, x, y, budgets, restarts=4), ours(model, x, y, budgets)
-    variants |= {
-        "small_r4_batched": small_r4,
-        "small_r1_x4": lambda: [small_r1() for _ in range(4)],
-        "cnn_r4_batched": cnn_r4,
-        "cnn_r1_x4": lambda: [cnn_r1() for _ in range(4)],
-    }
+    variants |= torchattacks_variants(model, x, y, eps["visual"], steps)
+    variants |= restart_variants(model, x, y, budgets, steps)
     med = median_times(variants, args.reps)
-
-    ratios = {
-        "pgd10_keep_last / minimal_loop": med["ours_keep_last"] / med["minimal_loop"],
-        "pgd10_keep_best / minimal_loop": med["ours_keep_best"] / med["minimal_loop"],
-        "restarts4 small model: sequential / batched": med["small_r1_x4"] / med["small_r4_batched"],
-        "restarts4 CNN B=32: sequential / batched": med["cnn_r1_x4"] / med["cnn_r4_batched"],
-    }
-    if "torchattacks_video" in med:
-        ratios["pgd10_video_only / torchattacks_pgd"] = (
-            med["ours_video_only"] / med["torchattacks_video"]
-        )
-        ratios["pgd10_video_only / torchattacks_pgd+predict"] = (
-            med["ours_video_only"] / med["ta_video+predict"]
-        )
+    ratios = overhead_ratios(med)
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {b}, steps {steps}, "
         f"reps {args.reps}"
     )
     for k, v in med.items():
         print(f"  {k:<20} {v * 1e3:9.1f} ms (median)")
-    targets = {
-        "pgd10_keep_last / minimal_loop": "<= 1.05",
-        "pgd10_keep_best / minimal_loop": "(default keep)",
-        "pgd10_video_only / torchattacks_pgd+predict": "(same outputs)",
-        "pgd10_video_only / torchattacks_pgd": "<= 1.0",
-        "restarts4 small model: sequential / batched": ">= 1.3",
-        "restarts4 CNN B=32: sequential / batched": "(compute-bound)",
-    }
     print("ratios:")
     for k, v in ratios.items():
-        print(f"  {k:<44} {v:6.3f}   target {targets[k]}")
+        print(f"  {k:<44} {v:6.3f}   target {TARGETS[k]}")
     return ratios
 
 

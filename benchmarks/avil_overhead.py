@@ -4,7 +4,7 @@
    a two-stream audio-visual model on clips of T = 100 frames (target: < 3 %). Both are timed
    side by side in this run (interleaved repeats, median), and the whole step is also timed with
    and without AVIL added to the loss.
-2. Frame AP over 1,000,000 frames: ``avrobust.metrics.ava_average_precision`` against
+2. Frame AP over 1,000,000 frames: ``avrobust.metrics.average_precision`` against
    scikit-learn's ``average_precision_score`` (target: faster). The values differ slightly by
    design (AVA interpolates precision, scikit-learn does not).
 
@@ -27,7 +27,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from avrobust.losses import AVILoss
-from avrobust.metrics import ava_average_precision
+from avrobust.metrics import average_precision
 
 
 class TwoStream(nn.Module):
@@ -148,7 +148,7 @@ def bench_map(frames: int, repeats: int) -> None:
     ours, theirs, v_ours, v_theirs = [], [], 0.0, 0.0
     for _ in range(repeats):
         start = time.perf_counter()
-        v_ours = float(ava_average_precision(scores, labels))
+        v_ours = float(average_precision(scores, labels))
         ours.append(time.perf_counter() - start)
         start = time.perf_counter()
         v_theirs = float(average_precision_score(labels, scores))
@@ -156,7 +156,7 @@ def bench_map(frames: int, repeats: int) -> None:
     o, t = statistics.median(ours), statistics.median(theirs)
     print(f"mAP over {frames:,} frames (CPU, NumPy float32 scores in, median of {repeats})")
     print(
-        f"  avrobust ava_average_precision: {1e3 * o:8.1f} ms   AP = {100 * v_ours:.4f} % (VOC-interpolated)"
+        f"  avrobust average_precision: {1e3 * o:8.1f} ms   AP = {100 * v_ours:.4f} % (VOC-interpolated)"
     )
     print(
         f"  sklearn average_precision_score: {1e3 * t:7.1f} ms   AP = {100 * v_theirs:.4f} % (not interpolated)"

@@ -11,7 +11,7 @@ Reproduces the *shape* of the slides' two tables on :class:`avrobust.data.AVEven
    check of the fused head.
 
 As in the paper's evaluation scripts, single-modality attacks use ``eps`` and the joint attack
-``eps / 2`` per modality; the defense table's attacker maximises CE + cos(f_a, f_v) (adaptive against
+``eps / 2`` per modality; the defense table's attacker maximises CE + cos(z_audio, z_visual) (adaptive against
 MinSim, as the released ``main_defense.py``) and differentiates through ExFMem's unrolled solver.
 
 Run ``python examples/fusion_defenses.py`` (2–3 minutes on 2 shared CPU cores; ``--threads``
@@ -125,7 +125,7 @@ def train(
 
 
 def adaptive_objective(out: avrobust.AVOutput, labels: Tensor) -> Tensor:
-    """CE + cos(f_a, f_v) per sample (the released defense evaluation's attacker)."""
+    """CE + cos(z_audio, z_visual) per sample (the released defense evaluation's attacker)."""
     ce = F.cross_entropy(out.logits, labels, reduction="none")
     e = out.embeddings
     return ce + av_similarity(e["audio"], e["visual"]) if len(e) == 2 else ce
@@ -150,8 +150,9 @@ def robustness(
         budgets = {m: b for m, b in budgets.items() if float(b.eps) > 0 and used in (None, m)}
         if not budgets:
             return accuracy(model, inputs, labels)
-        attack = avrobust.MultimodalAttack(model, avrobust.BIM(), budgets, steps=cfg.steps,
-                                           objective=objective, seed=cfg.seed)  # fmt: skip
+        attack = avrobust.MultimodalAttack(model, budgets=budgets, rule=avrobust.BIM(),
+                                           steps=cfg.steps, objective=objective,
+                                           seed=cfg.seed)  # fmt: skip
         fooled = 0.0
         for start in range(0, len(labels), cfg.attack_batch):  # chunks: bounded memory
             part = slice(start, start + cfg.attack_batch)

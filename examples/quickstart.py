@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             for which in (("audio",), ("visual",), ("audio", "visual")):
                 budgets = {m: coupled[m] for m in which}
                 attack = avrobust.MultimodalAttack(
-                    model, rule, budgets, steps=3 if args.fast else 10, seed=0
+                    model, budgets=budgets, rule=rule, steps=3 if args.fast else 10, seed=0
                 )
                 acc = 1.0 - attack(inputs, labels).success.float().mean().item()
                 results[f"{rule}/{eps_av:g}/{'+'.join(which)}"] = acc

@@ -30,7 +30,7 @@ from torch import Tensor
 import avrobust
 from avrobust.defenses import AdversarialTraining
 from avrobust.losses import AVILoss
-from avrobust.metrics import ECR, MeanAveragePrecision, psnr, snr_db
+from avrobust.metrics import ECR, AveragePrecision, psnr, snr
 from avrobust.testing import TinyAV
 
 FRAMES, SAMPLES_PER_FRAME, SIZE = 8, 64, 16
@@ -76,7 +76,9 @@ def train(defended: bool, data: tuple[dict[str, Tensor], Tensor], steps: int, se
         "audio": avrobust.Linf(EPS_A, bounds=(-1, 1)),
         "visual": avrobust.Linf(EPS_V, bounds=(0, 255)),
     }
-    attack = avrobust.MultimodalAttack(model, avrobust.BIM(), budgets, steps=3, seed=seed)
+    attack = avrobust.MultimodalAttack(
+        model, budgets=budgets, rule=avrobust.BIM(), steps=3, seed=seed
+    )
     adversarial = AdversarialTraining(attack, ratio=0.5, seed=seed)
     inputs, labels = data
     history: dict[str, list[float]] = {"task": [], **{t: [] for t in avil.terms}}
@@ -113,10 +115,12 @@ def evaluate(model: TinyAV, data: tuple[dict[str, Tensor], Tensor], seed: int) -
         "audio": avrobust.Linf(EPS_A, bounds=(-1, 1)),
         "visual": avrobust.Linf(EPS_V, bounds=(0, 255)),
     }
-    attack = avrobust.MultimodalAttack(model, avrobust.PGD(), budgets, steps=5, seed=seed)
+    attack = avrobust.MultimodalAttack(
+        model, budgets=budgets, rule=avrobust.PGD(), steps=5, seed=seed
+    )
     adv = attack(inputs, labels).inputs
     clean_out, adv_out = _scores(model, inputs), _scores(model, adv)
-    clean_map, adv_map, change = MeanAveragePrecision(), MeanAveragePrecision(), ECR()
+    clean_map, adv_map, change = AveragePrecision(), AveragePrecision(), ECR()
     clean_map.update(clean_out.logits.softmax(-1)[..., 1], labels)
     adv_map.update(adv_out.logits.softmax(-1)[..., 1], labels)
     change.update(dict(clean_out.embeddings), dict(adv_out.embeddings))
@@ -130,7 +134,7 @@ def evaluate(model: TinyAV, data: tuple[dict[str, Tensor], Tensor], seed: int) -
         "adv_map": float(adv_map.compute()),
         "ecr_audio": float(ecr["audio"]),
         "ecr_visual": float(ecr["visual"]),
-        "snr_db": float(snr_db(inputs["audio"], adv["audio"]).mean()),
+        "snr_db": float(snr(inputs["audio"], adv["audio"]).mean()),
         "psnr_db": float(psnr(inputs["visual"], adv["visual"]).mean()),
     }
 

@@ -3,7 +3,7 @@
 from .attack import MultimodalAttack, preserve_model_state
 from .budgets import L2, Budget, Linf, push_pull_budgets, snr_eps
 from .objectives import CrossEntropyObjective, Objective, as_objective, per_sample_ce
-from .rules import BIM, FGSM, MIM, PGD, StepRule, as_rule
+from .rules import BIM, FGSM, MIM, PGD, StepRule, as_rule, list_rules
 
 __all__ = [
     "BIM",
@@ -19,6 +19,7 @@ __all__ = [
     "StepRule",
     "as_objective",
     "as_rule",
+    "list_rules",
     "per_sample_ce",
     "preserve_model_state",
     "push_pull_budgets",

@@ -87,14 +87,17 @@ class MultimodalAttack:
     gradient elements (per modality, with their count), a modality that never received a
     gradient, samples that met NaN/Inf logits, a budget finer than the input dtype can hold.
 
+    Only ``model`` and ``budgets`` are positional; every option after them is keyword-only, so a
+    call reads ``MultimodalAttack(model, budgets, rule="pgd", steps=10, seed=0)``.
+
     Args:
         model: any ``nn.Module`` called as ``model(**inputs)`` that returns
             :class:`avrobust.AVOutput` or a logits tensor (use :func:`avrobust.wrap` otherwise).
+        budgets: ``{modality: Linf(...) | L2(...)}`` (required). A modality of the inputs without
+            a budget, or with ``eps`` 0, is not attacked and comes back bit-identical (``{}`` just
+            scores the clean inputs). A bare number is read as an unbounded ``Linf``.
         rule: :class:`avrobust.FGSM`, :class:`avrobust.BIM`, :class:`avrobust.MIM`,
             :class:`avrobust.PGD`, or their names ``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``.
-        budgets: ``{modality: Linf(...) | L2(...)}``. A modality of the inputs without a budget,
-            or with ``eps`` 0, is not attacked and comes back bit-identical (``{}`` just scores
-            the clean inputs). A bare number is read as an unbounded ``Linf``.
         steps: iterations (>= 1); FGSM always takes one.
         objective: ``"training"`` (weighted cross-entropy over the logits and every extra head;
             head weights from ``model.head_weights`` when present, else 1.0 — TalkNet's are 0.4),
@@ -124,7 +127,7 @@ class MultimodalAttack:
         >>> from avrobust.testing import TinyAV
         >>> model = TinyAV()
         >>> attack = avrobust.MultimodalAttack(
-        ...     model, avrobust.PGD(), avrobust.push_pull_budgets(5), steps=5, seed=0)
+        ...     model, avrobust.push_pull_budgets(5), rule=avrobust.PGD(), steps=5, seed=0)
         >>> inputs = {"audio": torch.rand(2, 640) * 2 - 1, "visual": torch.rand(2, 4, 16, 16) * 255}
         >>> result = attack(inputs, torch.tensor([0, 1]))
         >>> bool((result.inputs["visual"] - inputs["visual"]).abs().max() <= 0.5 + 1e-4)
@@ -134,13 +137,13 @@ class MultimodalAttack:
     def __init__(
         self,
         model: nn.Module,
+        budgets: Mapping[str, Budget | float],
+        *,
         rule: StepRule | str = "pgd",
-        budgets: Mapping[str, Budget | float] | None = None,
         steps: int = 10,
         objective: str | Objective = "training",
         targeted: bool = False,
         seed: int | None = None,
-        *,
         keep: str = "best",
         model_mode: str = "eval",
         max_batch: int | None = None,
@@ -168,7 +171,7 @@ class MultimodalAttack:
 
     def __repr__(self) -> str:
         return (
-            f"MultimodalAttack(rule={self.rule!r}, budgets={self.budgets}, steps={self.steps}, "
+            f"MultimodalAttack(budgets={self.budgets}, rule={self.rule!r}, steps={self.steps}, "
             f"targeted={self.targeted}, keep={self.keep!r})"
         )
 

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .._checks import check_bool, check_choice, check_int, check_number, describe
 
-__all__ = ["BIM", "FGSM", "MIM", "PGD", "StepRule", "as_rule"]
+__all__ = ["BIM", "FGSM", "MIM", "PGD", "StepRule", "as_rule", "list_rules"]
 
 
 class StepRule:
@@ -121,6 +121,11 @@ class PGD(StepRule):
 
 
 _RULES: dict[str, type[StepRule]] = {r.name: r for r in (FGSM, BIM, MIM, PGD)}
+
+
+def list_rules() -> tuple[str, ...]:
+    """The names :func:`as_rule` accepts (``("fgsm", "bim", "mim", "pgd")``), for menus and checks."""
+    return tuple(_RULES)
 
 
 def as_rule(rule: Any) -> StepRule:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._checks import check_int, check_number
+from .._checks import check_fraction, check_int, check_number
 
 __all__ = ["AVEventDataset"]
 
@@ -101,10 +101,10 @@ class AVEventDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         self.image_size = check_int(image_size, "image_size", min_value=16)
         self.audio_noise = check_number(audio_noise, "audio_noise", min_value=0.0)
         self.visual_noise = check_number(visual_noise, "visual_noise", min_value=0.0)
-        self.audio_missing = _probability(audio_missing, "audio_missing")
-        self.visual_missing = _probability(visual_missing, "visual_missing")
-        self.audio_mismatch = _probability(audio_mismatch, "audio_mismatch")
-        self.visual_mismatch = _probability(visual_mismatch, "visual_mismatch")
+        self.audio_missing = check_fraction(audio_missing, "audio_missing")
+        self.visual_missing = check_fraction(visual_missing, "visual_missing")
+        self.audio_mismatch = check_fraction(audio_mismatch, "audio_mismatch")
+        self.visual_mismatch = check_fraction(visual_mismatch, "visual_mismatch")
         self.seed = check_int(seed, "seed")
         if not -(2**32) < self.seed < 2**32:  # item i's generator: seed * 1_000_003 + i, 63 bits
             raise ValueError(f"seed: must be in (-2**32, 2**32), got {seed}")
@@ -200,11 +200,3 @@ class AVEventDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
 def _happens(p: float, gen: torch.Generator) -> bool:
     """A Bernoulli(p) draw (consumes no randomness when ``p == 0``)."""
     return p > 0 and float(torch.rand((), generator=gen)) < p
-
-
-def _probability(value: float, name: str) -> float:
-    """Check a probability in [0, 1]."""
-    p = check_number(value, name, min_value=0.0)
-    if p > 1:
-        raise ValueError(f"{name}: must be a probability in [0, 1], got {p:g}")
-    return p

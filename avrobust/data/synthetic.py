@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._checks import check_int, check_number, describe
+from .._checks import check_fraction, check_int, check_number, describe
 
 __all__ = ["SITUATIONS", "SyntheticActiveSpeaker", "SyntheticClip"]
 
@@ -139,9 +139,7 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
         self.num_clips = check_int(num_clips, "num_clips", min_value=0)
         self.frames = check_int(frames, "frames", min_value=1)
         self.face_size = check_int(face_size, "face_size", min_value=16)
-        self.difficulty = check_number(difficulty, "difficulty", min_value=0.0)
-        if self.difficulty > 1:
-            raise ValueError(f"difficulty: must be a number in [0, 1], got {difficulty!r}")
+        self.difficulty = check_fraction(difficulty, "difficulty")
         if not isinstance(segment_frames, (tuple, list)) or len(segment_frames) != 2:
             raise TypeError(
                 f"segment_frames: expected a pair (shortest, longest), got {describe(segment_frames)}"

@@ -3,7 +3,8 @@
 No trainer: call :func:`adversarial_batch` (or an :class:`AdversarialTraining` object) on each
 batch, then compute the loss on what it returns::
 
-    adv = AdversarialTraining(avrobust.MultimodalAttack(model, "bim", budgets, steps=5), ratio=0.5)
+    attack = avrobust.MultimodalAttack(model, budgets=budgets, rule="bim", steps=5)
+    adv = AdversarialTraining(attack, ratio=0.5)
     for inputs, labels in loader:
         batch = adv(inputs, labels)          # model.train() is left as it was
         out = model(**batch.inputs)
@@ -24,9 +25,9 @@ from torch import Tensor, nn
 from .._checks import (
     check_choice,
     check_finite_tensor,
+    check_fraction,
     check_generator,
     check_int,
-    check_number,
     check_tensor,
     check_tensor_dict,
     describe,
@@ -114,9 +115,7 @@ def adversarial_batch(
     batch = next(iter(clean.values())).shape[0]
     if y.ndim == 0 or y.shape[0] != batch:
         raise ValueError(f"labels: expected a batch dimension of {batch}, got {tuple(y.shape)}")
-    share = check_number(ratio, "ratio", min_value=0.0)
-    if share > 1:
-        raise ValueError(f"ratio: must be a number in [0, 1], got {share:g}")
+    share = check_fraction(ratio, "ratio")
     how = check_choice(mode, "mode", ("replace", "append"))
     check_generator(generator)
     if model is not None and not isinstance(model, nn.Module):
@@ -189,7 +188,7 @@ class AdversarialTraining:
         >>> from avrobust.testing import TinyAV
         >>> model = TinyAV().train()
         >>> attack = avrobust.MultimodalAttack(
-        ...     model, "bim", {"visual": avrobust.Linf(2.0, bounds=(0, 255))}, steps=2)
+        ...     model, budgets={"visual": avrobust.Linf(2.0, bounds=(0, 255))}, rule="bim", steps=2)
         >>> adv = AdversarialTraining(attack, ratio=0.5, mode="append", seed=0)
         >>> inputs = {"audio": torch.rand(4, 64) * 2 - 1, "visual": torch.rand(4, 4, 8, 8) * 255}
         >>> batch = adv(inputs, torch.tensor([0, 1, 0, 1]))
@@ -205,9 +204,7 @@ class AdversarialTraining:
                 f"attack: expected a callable such as MultimodalAttack, got {describe(attack)}"
             )
         self.attack = attack
-        self.ratio = check_number(ratio, "ratio", min_value=0.0)
-        if self.ratio > 1:
-            raise ValueError(f"ratio: must be a number in [0, 1], got {self.ratio:g}")
+        self.ratio = check_fraction(ratio, "ratio")
         self.mode = check_choice(mode, "mode", ("replace", "append"))
         self.generator = torch.Generator()
         if seed is None:

@@ -66,8 +66,8 @@ class AVILoss(nn.Module):
             average over the global batch of all ranks (differentiable all-gather), so the loss on
             ``W`` processes × ``B`` clips equals the loss on one process × ``W·B`` clips. Without a
             process group (or with one rank) the batch is used as it is.
-        check_finite: refuse NaN/Inf embeddings with a ``ValueError`` naming ``e_audio`` or
-            ``e_visual`` (default). The check is one ``torch.isfinite(...).all()`` per embedding
+        check_finite: refuse NaN/Inf embeddings with a ``ValueError`` naming ``z_audio`` or
+            ``z_visual`` (default). The check is one ``torch.isfinite(...).all()`` per embedding
             tensor, read in the device sync the label check already makes, so it adds no sync;
             ``False`` skips it, and a NaN embedding then gives a NaN loss.
 
@@ -79,9 +79,9 @@ class AVILoss(nn.Module):
     Example:
         >>> import torch
         >>> crit = AVILoss(weight={"l1": 0.1, "l4": 0.05})
-        >>> e_a, e_v = torch.randn(2, 10, 8), torch.randn(2, 10, 8)
+        >>> z_audio, z_visual = torch.randn(2, 10, 8), torch.randn(2, 10, 8)
         >>> labels = torch.arange(20).reshape(2, 10) % 2
-        >>> loss = crit(e_a, e_v, labels)
+        >>> loss = crit(z_audio, z_visual, labels)
         >>> sorted(crit.last_terms), loss.ndim
         (['l1', 'l4'], 0)
     """
@@ -107,13 +107,13 @@ class AVILoss(nn.Module):
         return f"weights={self.weights}, sync={self.sync}, check_finite={self.check_finite}"
 
     def compute_terms(
-        self, e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+        self, z_audio: Tensor, z_visual: Tensor, labels: Tensor, mask: Tensor | None = None
     ) -> dict[str, Tensor]:
         """Each selected term, unweighted and differentiable.
 
         Args:
-            e_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings (floating point).
-            e_visual: visual frame embeddings, same shape as ``e_audio`` (``D`` may differ only
+            z_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings (floating point).
+            z_visual: visual frame embeddings, same shape as ``z_audio`` (``D`` may differ only
                 when neither ``"l3"`` nor ``"l4"`` is used).
             labels: ``(B, T)`` or ``(N,)`` frame labels, 1 = speech, 0 = non-speech (int/bool).
             mask: optional bool shaped like ``labels``; ``False`` = padded frame, ignored.
@@ -126,12 +126,12 @@ class AVILoss(nn.Module):
                 (see :func:`~avrobust.losses.functional.frame_groups`).
         """
         same_dim = bool({"l3", "l4"} & set(self.terms))
-        groups = frame_groups(e_audio, e_visual, labels, mask, same_dim=same_dim, sync=self.sync,
+        groups = frame_groups(z_audio, z_visual, labels, mask, same_dim=same_dim, sync=self.sync,
                               check_finite=self.check_finite)  # fmt: skip
         return {name: TERMS[name](groups) for name in self.terms}
 
     def forward(
-        self, e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+        self, z_audio: Tensor, z_visual: Tensor, labels: Tensor, mask: Tensor | None = None
     ) -> Tensor:
         """``Σ_j λ_j L_j`` over the selected terms; arguments as :meth:`compute_terms`.
 
@@ -139,7 +139,7 @@ class AVILoss(nn.Module):
             0-d tensor (float32 for half-precision inputs), connected to the embeddings' graph
             even when it is 0 (a batch without one class).
         """
-        values = self.compute_terms(e_audio, e_visual, labels, mask)
+        values = self.compute_terms(z_audio, z_visual, labels, mask)
         self.last_terms = {name: value.detach() for name, value in values.items()}
         total = torch.stack([self.weights[name] * value for name, value in values.items()])
         return total.sum()

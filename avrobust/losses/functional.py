@@ -2,7 +2,7 @@ r"""The four Push-Pull audio-visual interaction losses (AVIL, eqs. 6–10) as pu
 
 Every term is a quantity to **minimise**; eq. 11 adds them to the task loss with plus signs
 (``L2`` and ``L3`` carry their own minus signs). Each function takes frame embeddings
-``e_audio, e_visual`` of shape ``(B, T, D)`` with frame labels ``(B, T)``, or flat ``(N, D)``
+``z_audio, z_visual`` of shape ``(B, T, D)`` with frame labels ``(B, T)``, or flat ``(N, D)``
 with ``(N,)`` labels (1 = speech, 0 = non-speech), and an optional boolean ``mask`` shaped like
 the labels (``False`` = padded frame, left out of every sum and count).
 
@@ -10,29 +10,30 @@ Conventions (see ``docs/avil.md``):
 
 * Centres are pooled over all unmasked frames of the batch (eq. 6), ``K_s``/``K_n`` counting
   the speech/non-speech frames.
-* ``cos(x, y) = x·y / (max(‖x‖, ε)·max(‖y‖, ε))`` with ``ε = 1e-8``: the exact cosine whenever
-  both norms reach ``ε``, and 0 (with finite gradients) when a vector is zero.
+* ``cos(x, y) = x·y / (max(‖x‖, g)·max(‖y‖, g))`` with the norm guard ``g = GUARD = 1e-8``: the
+  exact cosine whenever both norms reach ``g``, and 0 (with finite gradients) when a vector is zero.
 * A class without frames has count 0; its centre is the zero vector and every average over it
   is ``(sum over no frames) / max(K, 1) = 0``. Its part of a term is therefore an exact zero that
   stays connected to the graph (zero gradients, never NaN).
 * float16/bfloat16 embeddings are computed in float32.
-* NaN/Inf embeddings are refused (``ValueError`` naming ``e_audio`` or ``e_visual``): the check
+* NaN/Inf embeddings are refused (``ValueError`` naming ``z_audio`` or ``z_visual``): the check
   shares the one device sync per call that the label check makes.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .._checks import check_finite_tensor, check_tensor, describe
+from .._checks import check_finite_tensor, check_number, check_tensor, describe
 from ._distributed import gather_frames, is_distributed
 
 __all__ = [
-    "EPS",
+    "GUARD",
     "TERMS",
     "FrameGroups",
     "avil_l1",
@@ -44,23 +45,40 @@ __all__ = [
     "frame_groups",
 ]
 
-EPS = 1e-8
-"""Norm floor ``ε`` of :func:`cosine_similarity`."""
+GUARD = 1e-8
+"""Norm floor ``g`` of :func:`cosine_similarity` (a numerical guard, not a budget)."""
 
 
-def cosine_similarity(x: Tensor, y: Tensor, eps: float = EPS) -> Tensor:
-    """Cosine similarity along the last dim, guarded: ``x·y / (max(‖x‖, ε)·max(‖y‖, ε))``.
+def __getattr__(name: str) -> float:
+    """``EPS``, the old name of :data:`GUARD`, still reads for one release (with a warning)."""
+    if name == "EPS":
+        warnings.warn(
+            "avrobust.losses.functional.EPS is deprecated: use GUARD (eps names only budget "
+            "radii in avrobust)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return GUARD
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def cosine_similarity(x: Tensor, y: Tensor, guard: float = GUARD) -> Tensor:
+    """Cosine similarity along the last dim, guarded: ``x·y / (max(‖x‖, g)·max(‖y‖, g))``.
 
     Args:
         x: ``(..., D)``.
         y: ``(..., D)``, broadcastable with ``x``.
-        eps: norm floor; a zero vector gives similarity 0 with finite gradients.
+        guard: the norm floor ``g > 0``; a zero vector gives similarity 0 with finite gradients.
 
     Returns:
         ``(...)`` similarities in [-1, 1].
+
+    Raises:
+        ValueError: ``guard`` not a number > 0.
     """
-    nx = torch.linalg.vector_norm(x, dim=-1).clamp_min(eps)
-    ny = torch.linalg.vector_norm(y, dim=-1).clamp_min(eps)
+    guard = check_number(guard, "guard", min_value=0.0, strict=True)
+    nx = torch.linalg.vector_norm(x, dim=-1).clamp_min(guard)
+    ny = torch.linalg.vector_norm(y, dim=-1).clamp_min(guard)
     return (x * y).sum(-1) / (nx * ny)
 
 
@@ -89,27 +107,27 @@ class FrameGroups:
         """Per-class mean of per-frame ``values (N,)``: ``(2,)``, 0 for an empty class."""
         return (self.weights @ values) / self.counts.clamp_min(1.0)
 
-    def centres(self, e: Tensor) -> Tensor:
-        """Class centres of eq. 6 for ``e (N, D)``: ``(2, D)`` (non-speech, speech); 0 if empty."""
-        return (self.weights @ e) / self.counts.clamp_min(1.0)[:, None]
+    def centres(self, z: Tensor) -> Tensor:
+        """Class centres of eq. 6 for ``z (N, D)``: ``(2, D)`` (non-speech, speech); 0 if empty."""
+        return (self.weights @ z) / self.counts.clamp_min(1.0)[:, None]
 
 
-def _check_pair(e_audio: object, e_visual: object, same_dim: bool) -> tuple[Tensor, Tensor]:
-    e_a = check_tensor(e_audio, "e_audio", ndims=(2, 3), floating=True)
-    e_v = check_tensor(e_visual, "e_visual", ndims=(2, 3), floating=True)
-    if e_a.shape[:-1] != e_v.shape[:-1]:
+def _check_pair(z_audio: object, z_visual: object, same_dim: bool) -> tuple[Tensor, Tensor]:
+    z_a = check_tensor(z_audio, "z_audio", ndims=(2, 3), floating=True)
+    z_v = check_tensor(z_visual, "z_visual", ndims=(2, 3), floating=True)
+    if z_a.shape[:-1] != z_v.shape[:-1]:
         raise ValueError(
-            "e_audio, e_visual: batch/time shapes must match, got "
-            f"{tuple(e_a.shape)} and {tuple(e_v.shape)}"
+            "z_audio, z_visual: batch/time shapes must match, got "
+            f"{tuple(z_a.shape)} and {tuple(z_v.shape)}"
         )
-    if same_dim and e_a.shape[-1] != e_v.shape[-1]:
+    if same_dim and z_a.shape[-1] != z_v.shape[-1]:
         raise ValueError(
-            "e_audio, e_visual: L3 and L4 compare audio with visual embeddings, so their sizes D "
-            f"must match, got {e_a.shape[-1]} and {e_v.shape[-1]}"
+            "z_audio, z_visual: L3 and L4 compare audio with visual embeddings, so their sizes D "
+            f"must match, got {z_a.shape[-1]} and {z_v.shape[-1]}"
         )
-    if e_a.shape[:-1].numel() == 0:
-        raise ValueError(f"e_audio: empty batch, got shape {tuple(e_a.shape)}")
-    return e_a, e_v
+    if z_a.shape[:-1].numel() == 0:
+        raise ValueError(f"z_audio: empty batch, got shape {tuple(z_a.shape)}")
+    return z_a, z_v
 
 
 def _check_labels(labels: object, mask: object, lead: torch.Size) -> tuple[Tensor, Tensor]:
@@ -131,27 +149,27 @@ def _check_labels(labels: object, mask: object, lead: torch.Size) -> tuple[Tenso
     return y, m
 
 
-def _check_values(e_a: Tensor, e_v: Tensor, y: Tensor, m: Tensor, check_finite: bool) -> None:
+def _check_values(z_a: Tensor, z_v: Tensor, y: Tensor, m: Tensor, check_finite: bool) -> None:
     """Labels 0/1 in unmasked frames and, if ``check_finite``, finite embeddings: one device sync."""
     bad = m & (y != 0) & (y != 1)
     flags = [bad.any()]
     if check_finite:
-        flags += [~torch.isfinite(e_a).all(), ~torch.isfinite(e_v).all()]
-    labels_bad, *not_finite = torch.stack([f.to(e_a.device) for f in flags]).tolist()
+        flags += [~torch.isfinite(z_a).all(), ~torch.isfinite(z_v).all()]
+    labels_bad, *not_finite = torch.stack([f.to(z_a.device) for f in flags]).tolist()
     if labels_bad:
         found = sorted({int(v) for v in y[bad].unique()[:5]})
         raise ValueError(
             f"labels: expected 0 (non-speech) or 1 (speech) in unmasked frames, got values {found}"
             " (pass mask=... to leave padded frames out)"
         )
-    for name, e, flag in zip(("e_audio", "e_visual"), (e_a, e_v), not_finite):
+    for name, z, flag in zip(("z_audio", "z_visual"), (z_a, z_v), not_finite):
         if flag:
-            check_finite_tensor(e.detach(), name)
+            check_finite_tensor(z.detach(), name)
 
 
 def frame_groups(
-    e_audio: Tensor,
-    e_visual: Tensor,
+    z_audio: Tensor,
+    z_visual: Tensor,
     labels: Tensor,
     mask: Tensor | None = None,
     *,
@@ -162,8 +180,8 @@ def frame_groups(
     """Validate, flatten and group a batch's frames by class (the shared first step of every term).
 
     Args:
-        e_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings, floating point.
-        e_visual: same leading shape as ``e_audio``.
+        z_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings, floating point.
+        z_visual: same leading shape as ``z_audio``.
         labels: ``(B, T)`` or ``(N,)``, integer or bool, 1 = speech, 0 = non-speech.
         mask: optional bool, shaped like ``labels``; ``False`` frames are left out.
         same_dim: require equal embedding sizes (needed by L3 and L4).
@@ -180,25 +198,25 @@ def frame_groups(
         ValueError: mismatched shapes, empty batch, labels other than 0/1, NaN/Inf embeddings
             (with ``check_finite``).
     """
-    e_a, e_v = _check_pair(e_audio, e_visual, same_dim)
-    y, m = _check_labels(labels, mask, e_a.shape[:-1])
-    _check_values(e_a, e_v, y, m, check_finite)
-    dtype = torch.promote_types(torch.promote_types(e_a.dtype, e_v.dtype), torch.float32)
-    e_a = e_a.reshape(-1, e_a.shape[-1]).to(dtype)
-    e_v = e_v.reshape(-1, e_v.shape[-1]).to(dtype)
+    z_a, z_v = _check_pair(z_audio, z_visual, same_dim)
+    y, m = _check_labels(labels, mask, z_a.shape[:-1])
+    _check_values(z_a, z_v, y, m, check_finite)
+    dtype = torch.promote_types(torch.promote_types(z_a.dtype, z_v.dtype), torch.float32)
+    z_a = z_a.reshape(-1, z_a.shape[-1]).to(dtype)
+    z_v = z_v.reshape(-1, z_v.shape[-1]).to(dtype)
     y, m = y.reshape(-1), m.reshape(-1)
     speech = (m & (y == 1)).to(dtype)
     weights = torch.stack([m.to(dtype) - speech, speech])
     if sync and is_distributed():
-        e_a, e_v, weights = gather_frames(e_a, e_v, weights)
-    return FrameGroups(e_a, e_v, weights, weights[1].round().long())
+        z_a, z_v, weights = gather_frames(z_a, z_v, weights)
+    return FrameGroups(z_a, z_v, weights, weights[1].round().long())
 
 
-def class_centres(e: Tensor, labels: Tensor, mask: Tensor | None = None) -> Tensor:
-    r"""Class centres of eq. 6 for one modality: ``c_s = 1/K_s Σ_{i∈S} e_i``, ``c_n`` likewise.
+def class_centres(z: Tensor, labels: Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""Class centres of eq. 6 for one modality: ``c_s = 1/K_s Σ_{i∈S} z_i``, ``c_n`` likewise.
 
     Args:
-        e: ``(B, T, D)`` or ``(N, D)`` frame embeddings.
+        z: ``(B, T, D)`` or ``(N, D)`` frame embeddings.
         labels: ``(B, T)`` or ``(N,)``, 1 = speech, 0 = non-speech.
         mask: optional bool shaped like ``labels``.
 
@@ -206,7 +224,7 @@ def class_centres(e: Tensor, labels: Tensor, mask: Tensor | None = None) -> Tens
         ``(2, D)``: row 0 the non-speech centre ``c_n``, row 1 the speech centre ``c_s``; the row
         of a class without frames is the zero vector.
     """
-    groups = frame_groups(e, e, labels, mask)
+    groups = frame_groups(z, z, labels, mask)
     return groups.centres(groups.audio)
 
 
@@ -232,7 +250,7 @@ def _l4(g: FrameGroups) -> Tensor:
 
 
 def avil_l1(
-    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+    z_audio: Tensor, z_visual: Tensor, labels: Tensor, mask: Tensor | None = None
 ) -> Tensor:
     r"""L1, intra-modality inter-class dispersion (eq. 7), minimised.
 
@@ -241,8 +259,8 @@ def avil_l1(
     frames gives exactly 0 with zero gradients: both cosines involve the missing centre.
 
     Args:
-        e_audio: ``(B, T, D_a)`` or ``(N, D_a)`` audio frame embeddings.
-        e_visual: ``(B, T, D_v)`` or ``(N, D_v)`` visual frame embeddings.
+        z_audio: ``(B, T, D_a)`` or ``(N, D_a)`` audio frame embeddings.
+        z_visual: ``(B, T, D_v)`` or ``(N, D_v)`` visual frame embeddings.
         labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
         mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
 
@@ -251,15 +269,15 @@ def avil_l1(
 
     Example:
         >>> import torch
-        >>> e = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-        >>> avil_l1(e, e, torch.tensor([1, 0]))
+        >>> z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> avil_l1(z, z, torch.tensor([1, 0]))
         tensor(0.)
     """
-    return _l1(frame_groups(e_audio, e_visual, labels, mask, same_dim=False))
+    return _l1(frame_groups(z_audio, z_visual, labels, mask, same_dim=False))
 
 
 def avil_l2(
-    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+    z_audio: Tensor, z_visual: Tensor, labels: Tensor, mask: Tensor | None = None
 ) -> Tensor:
     r"""L2, intra-modality intra-class compactness (eq. 8), minimised.
 
@@ -269,19 +287,19 @@ def avil_l2(
     frames is 0; the other class's average stays.
 
     Args:
-        e_audio: ``(B, T, D_a)`` or ``(N, D_a)`` audio frame embeddings.
-        e_visual: ``(B, T, D_v)`` or ``(N, D_v)`` visual frame embeddings.
+        z_audio: ``(B, T, D_a)`` or ``(N, D_a)`` audio frame embeddings.
+        z_visual: ``(B, T, D_v)`` or ``(N, D_v)`` visual frame embeddings.
         labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
         mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
 
     Returns:
         0-d tensor (float32 for half-precision inputs).
     """
-    return _l2(frame_groups(e_audio, e_visual, labels, mask, same_dim=False))
+    return _l2(frame_groups(z_audio, z_visual, labels, mask, same_dim=False))
 
 
 def avil_l3(
-    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+    z_audio: Tensor, z_visual: Tensor, labels: Tensor, mask: Tensor | None = None
 ) -> Tensor:
     r"""L3, inter-modality intra-class alignment, centre-based (eq. 9), minimised.
 
@@ -290,19 +308,19 @@ def avil_l3(
     other class's stays. Needs ``D_a == D_v``.
 
     Args:
-        e_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings.
-        e_visual: ``(B, T, D)`` or ``(N, D)`` visual frame embeddings.
+        z_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings.
+        z_visual: ``(B, T, D)`` or ``(N, D)`` visual frame embeddings.
         labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
         mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
 
     Returns:
         0-d tensor (float32 for half-precision inputs).
     """
-    return _l3(frame_groups(e_audio, e_visual, labels, mask))
+    return _l3(frame_groups(z_audio, z_visual, labels, mask))
 
 
 def avil_l4(
-    e_audio: Tensor, e_visual: Tensor, labels: Tensor, mask: Tensor | None = None
+    z_audio: Tensor, z_visual: Tensor, labels: Tensor, mask: Tensor | None = None
 ) -> Tensor:
     r"""L4, inter-modality intra-class distance, sample-based (eq. 10, typo fixed), minimised.
 
@@ -312,15 +330,15 @@ def avil_l4(
     is 0; the other class's stays. Needs ``D_a == D_v``.
 
     Args:
-        e_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings.
-        e_visual: ``(B, T, D)`` or ``(N, D)`` visual frame embeddings.
+        z_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings.
+        z_visual: ``(B, T, D)`` or ``(N, D)`` visual frame embeddings.
         labels: ``(B, T)`` or ``(N,)`` 0/1 (1 = speech), integer or bool.
         mask: optional bool shaped like ``labels``; ``False`` marks padded frames.
 
     Returns:
         0-d tensor (float32 for half-precision inputs).
     """
-    return _l4(frame_groups(e_audio, e_visual, labels, mask))
+    return _l4(frame_groups(z_audio, z_visual, labels, mask))
 
 
 TERMS: dict[str, Callable[[FrameGroups], Tensor]] = {"l1": _l1, "l2": _l2, "l3": _l3, "l4": _l4}

@@ -28,7 +28,7 @@ import numpy as np
 from torch import Tensor
 
 from .._checks import describe
-from .functional import _numbers, ava_average_precision
+from .functional import _numbers, average_precision
 
 __all__ = [
     "AVA_LABELS",
@@ -330,7 +330,7 @@ def join_ava(
 
     Returns:
         ``(scores, labels)``, both ``(N,)`` in ground-truth order: float64 scores and bool
-        ``label == SPEAKING_AUDIBLE``; ready for :func:`~avrobust.metrics.ava_average_precision`.
+        ``label == SPEAKING_AUDIBLE``; ready for :func:`~avrobust.metrics.average_precision`.
 
     Raises:
         ValueError: duplicated keys in either file, ground-truth rows without a prediction,
@@ -376,7 +376,7 @@ def evaluate_ava_csv(
     Args:
         ground_truth: ground-truth CSV path.
         predictions: prediction CSV path.
-        ties: see :func:`~avrobust.metrics.ava_average_precision`.
+        ties: see :func:`~avrobust.metrics.average_precision`.
 
     Returns:
         AP in [0, 1] (the official script prints it ×100 as "average precision").
@@ -384,4 +384,4 @@ def evaluate_ava_csv(
     scores, labels = join_ava(
         read_ava_ground_truth(ground_truth), read_ava_predictions(predictions)
     )
-    return float(ava_average_precision(scores, labels, ties=ties))
+    return float(average_precision(scores, labels, ties=ties))

@@ -1,13 +1,14 @@
-r"""Evaluation measures as pure functions: ECR, AVA-style AP, accuracy, ROC-AUC, perceptibility.
+r"""Evaluation measures as pure functions: ECR, AVA-style AP, accuracy, ROC-AUC, attack success,
+perceptibility (:mod:`~avrobust.metrics.perceptibility`, re-exported here).
 
 Every function accepts tensors (NumPy arrays and sequences are converted) and returns a tensor:
 0-d for a pooled measure, ``(B,)`` for a per-sample one. Scores and labels of any shape are
-pooled over all frames.
+pooled over all frames. Each has a streaming twin of the same name in CamelCase
+(:mod:`avrobust.metrics.streaming`): ``average_precision``/``AveragePrecision``, ...
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,17 +17,20 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_finite_tensor, check_number, check_tensor, describe
+from ._deprecated import deprecated_attribute
+from .perceptibility import max_abs, psnr, snr
 
 __all__ = [
     "ArrayLike",
     "accuracy",
-    "ava_average_precision",
+    "average_precision",
     "ecr",
     "ecr_per_frame",
     "max_abs",
     "psnr",
     "roc_auc",
-    "snr_db",
+    "snr",
+    "success_rate",
 ]
 
 ArrayLike = Tensor | np.ndarray | Sequence[float]
@@ -118,13 +122,14 @@ def _reverse_cummax(x: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(x[::-1])[::-1]
 
 
-def ecr_per_frame(z_clean: Tensor, z_adv: Tensor, *, eps: float = 1e-12) -> Tensor:
+def ecr_per_frame(z_clean: Tensor, z_adv: Tensor, *, guard: float = 1e-12) -> Tensor:
     r"""Per-frame embedding change ratio ``‖z_i - z̃_i‖₂ / max(‖z_i‖₂, ε)`` (Push-Pull §4.3).
 
     Args:
         z_clean: ``(..., D)`` embeddings of the clean input, e.g. ``(B, T, D)`` frames.
         z_adv: the same embeddings of the adversarial input, same shape.
-        eps: floor of the clean norm (an all-zero clean embedding would divide by zero).
+        guard: ``ε``, the floor of the clean norm (an all-zero clean embedding would divide by
+            zero), > 0.
 
     Returns:
         ``(...)`` ratios (>= 0, unitless), one per frame.
@@ -143,7 +148,8 @@ def ecr_per_frame(z_clean: Tensor, z_adv: Tensor, *, eps: float = 1e-12) -> Tens
         raise ValueError("z_clean: expected (..., D) embeddings, got a 0-d tensor")
     z, z_t = check_finite_tensor(z.detach(), "z_clean"), check_finite_tensor(z_t.detach(), "z_adv")
     change = torch.linalg.vector_norm(z - z_t, dim=-1)
-    return change / torch.linalg.vector_norm(z, dim=-1).clamp_min(eps)
+    floor = check_number(guard, "guard", min_value=0.0, strict=True)
+    return change / torch.linalg.vector_norm(z, dim=-1).clamp_min(floor)
 
 
 def ecr(z_clean: Tensor, z_adv: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -181,7 +187,7 @@ def ecr(z_clean: Tensor, z_adv: Tensor, mask: Tensor | None = None) -> Tensor:
     return ratios.mean()
 
 
-def ava_average_precision(scores: ArrayLike, labels: ArrayLike, *, ties: str = "group") -> Tensor:
+def average_precision(scores: ArrayLike, labels: ArrayLike, *, ties: str = "group") -> Tensor:
     r"""Frame-level AP as the official AVA-ActiveSpeaker evaluation computes it ("mAP").
 
     One pooled average precision over all frames, in [0, 1] (the AVA script prints it ×100).
@@ -209,7 +215,7 @@ def ava_average_precision(scores: ArrayLike, labels: ArrayLike, *, ties: str = "
             than 0/1, no positive frame (AP undefined).
 
     Example:
-        >>> ava_average_precision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
+        >>> average_precision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
         tensor(0.8333, dtype=torch.float64)
     """
     mode = check_choice(ties, "ties", ("group", "stable"))
@@ -245,7 +251,7 @@ def roc_auc(scores: ArrayLike, labels: ArrayLike) -> Tensor:
         0-d float64 tensor in [0, 1]; 0.5 is chance.
 
     Raises:
-        ValueError: as :func:`ava_average_precision`, or a single class present.
+        ValueError: as :func:`average_precision`, or a single class present.
     """
     s, y = _scores_labels(scores, labels)
     positives = int(y.sum())
@@ -316,83 +322,47 @@ def accuracy(
     return correct.to(torch.float64).mean()
 
 
-def _perturbation(clean: Tensor, adversarial: Tensor) -> tuple[Tensor, Tensor, tuple[int, ...]]:
-    x = check_tensor(clean, "clean", floating=True)
-    x_adv = check_tensor(adversarial, "adversarial", floating=True)
-    if x.shape != x_adv.shape:
-        raise ValueError(
-            f"clean, adversarial: shapes must match, got {tuple(x.shape)} and {tuple(x_adv.shape)}"
-        )
-    if x.ndim < 2:
-        raise ValueError(f"clean: expected a batch (B, ...) with ndim >= 2, got {tuple(x.shape)}")
-    check_finite_tensor(x.detach(), "clean")
-    check_finite_tensor(x_adv.detach(), "adversarial")
-    x = x.detach().to(torch.float64)
-    return x, x_adv.detach().to(torch.float64) - x, tuple(range(1, x.ndim))
+def success_rate(scores: ArrayLike, labels: ArrayLike, *, threshold: float = 0.5) -> Tensor:
+    """Attack success rate: the fraction of samples (clips) predicted wrongly under attack.
 
-
-def snr_db(clean: Tensor, adversarial: Tensor) -> Tensor:
-    r"""Audio signal-to-perturbation ratio per sample, ``10 log10(Σ x² / Σ δ²)`` in dB.
-
-    Higher = less audible. ``δ = adversarial - clean``; an untouched sample gives ``+inf``.
+    A clip with frame labels counts as a success when more than half of its frames are predicted
+    wrongly (the score at or above ``threshold`` means positive); a clip label, when it is
+    predicted wrongly.
 
     Args:
-        clean: ``(B, ...)`` waveforms, e.g. ``(B, S)`` in [-1, 1] or int16 scale (any unit:
-            the ratio is scale-free).
-        adversarial: the attacked waveforms, same shape.
+        scores: ``(B, ...)`` positive-class scores of the attacked samples, e.g. P(speaking).
+        labels: 0/1 or bool, the same shape: frame labels ``(B, T)`` or clip labels ``(B,)``.
+        threshold: decision threshold (0.5 for probabilities, 0 for logits).
 
     Returns:
-        ``(B,)`` float64, dB.
+        0-d float64 tensor in [0, 1].
 
     Raises:
-        ValueError: shapes differ, fewer than 2 dims, or NaN/Inf values in either input.
+        TypeError: scores or labels that are not numbers, float labels.
+        ValueError: NaN/Inf scores, shapes that differ, labels other than 0/1, no sample.
 
     Example:
-        >>> import torch
-        >>> x = torch.ones(1, 100)
-        >>> snr_db(x, x + 0.1).round()
-        tensor([20.], dtype=torch.float64)
+        >>> success_rate([[0.9, 0.2, 0.1], [0.9, 0.8, 0.1]], [[1, 1, 1], [1, 1, 1]])
+        tensor(0.5000, dtype=torch.float64)
     """
-    x, delta, dims = _perturbation(clean, adversarial)
-    noise = delta.square().sum(dims)
-    ratio = 10 * (torch.log10(x.square().sum(dims)) - torch.log10(noise))
-    return torch.where(noise == 0, math.inf, ratio)
+    wrong = _wrong_fraction(scores, labels, threshold)
+    return (wrong > 0.5).to(torch.float64).mean()
 
 
-def psnr(clean: Tensor, adversarial: Tensor, data_range: float = 255.0) -> Tensor:
-    r"""Video peak signal-to-noise ratio per sample, ``10 log10(R² / mean(δ²))`` in dB.
-
-    Higher = less visible. An untouched sample gives ``+inf``.
-
-    Args:
-        clean: ``(B, ...)`` frames, e.g. ``(B, T, H, W)`` with pixels in [0, 255].
-        adversarial: the attacked frames, same shape.
-        data_range: ``R``, the pixel range (255 for 0–255 pixels, 1 for [0, 1]).
-
-    Returns:
-        ``(B,)`` float64, dB.
-
-    Raises:
-        ValueError: shapes differ, fewer than 2 dims, or NaN/Inf values in either input.
-    """
-    peak = check_number(data_range, "data_range", min_value=0.0, strict=True)
-    _, delta, dims = _perturbation(clean, adversarial)
-    mse = delta.square().mean(dims)
-    return torch.where(mse == 0, math.inf, 10 * (2 * math.log10(peak) - torch.log10(mse)))
+def _wrong_fraction(scores: ArrayLike, labels: ArrayLike, threshold: float) -> Tensor:
+    """``(B,)`` the fraction of each sample's frames predicted wrongly (clip labels: 0 or 1)."""
+    s, y = _as_tensor(scores, "scores"), _binary_labels(labels)
+    if s.is_floating_point():
+        check_finite_tensor(s, "scores")
+    if s.shape != y.shape or s.ndim == 0 or s.shape[0] == 0:
+        raise ValueError(
+            f"scores, labels: expected the same shape (B, ...) with B >= 1, got {tuple(s.shape)} "
+            f"and {tuple(y.shape)}"
+        )
+    wrong = (s >= check_number(threshold, "threshold", allow_inf=True)) != y.to(s.device)
+    return wrong.float().mean(dim=tuple(range(1, wrong.ndim))) if wrong.ndim > 1 else wrong.float()
 
 
-def max_abs(clean: Tensor, adversarial: Tensor) -> Tensor:
-    """Largest absolute change per sample, ``max |adversarial - clean|`` (the L∞ size).
-
-    Args:
-        clean: ``(B, ...)`` any modality, in its own units (waveform samples, pixel levels).
-        adversarial: same shape.
-
-    Returns:
-        ``(B,)`` float64, in the input's units.
-
-    Raises:
-        ValueError: shapes differ, fewer than 2 dims, or NaN/Inf values in either input.
-    """
-    _, delta, dims = _perturbation(clean, adversarial)
-    return delta.abs().amax(dim=dims)
+def __getattr__(name: str) -> object:
+    """The old names (``ava_average_precision``, ``snr_db``), with a ``DeprecationWarning``."""
+    return deprecated_attribute(__name__, name, ("ava_average_precision", "snr_db"))

@@ -3,75 +3,47 @@
 Each class keeps only what its functional twin needs (sums and counts, or the scores and labels
 for the ranking measures), detached, so it can sit inside an evaluation loop. With ``sync=True``
 and an initialised ``torch.distributed`` group, ``compute`` combines the states of all ranks.
+A twin shares its functional's name in CamelCase: :class:`ECR`/``ecr``,
+:class:`AveragePrecision`/``average_precision``, :class:`ROCAUC`/``roc_auc``,
+:class:`Accuracy`/``accuracy``, :class:`SuccessRate`/``success_rate``, and from
+:mod:`~avrobust.metrics.perceptibility` :class:`SNR`/``snr``, :class:`PSNR`/``psnr``,
+:class:`MaxAbs`/``max_abs``.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-from .._checks import check_bool, check_choice, check_number, describe
+from .._checks import check_choice, check_number, describe
 from ..losses._distributed import all_gather_cat, is_distributed
+from ._base import StreamingMetric, _comm_device
+from ._deprecated import deprecated_attribute
 from .functional import (
     ArrayLike,
     _scores_labels,
+    _wrong_fraction,
     accuracy,
-    ava_average_precision,
+    average_precision,
     ecr_per_frame,
     roc_auc,
 )
+from .perceptibility import PSNR, SNR, MaxAbs
 
-__all__ = ["ECR", "ROCAUC", "Accuracy", "MeanAveragePrecision", "StreamingMetric"]
-
-
-def _comm_device() -> torch.device:
-    """Where collectives run: the current GPU for NCCL, the CPU otherwise."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-class StreamingMetric(ABC):
-    """Base of the streaming metrics: ``update(...)``, ``compute()``, ``reset()``.
-
-    Attributes:
-        higher_is_better: whether a larger value means a better model (``None``: neither).
-        sync: combine the states of all ``torch.distributed`` ranks in ``compute``.
-    """
-
-    higher_is_better: ClassVar[bool | None] = None
-
-    def __init__(self, *, sync: bool = False) -> None:
-        check_bool(sync, "sync")
-        self.sync = sync
-        self.reset()
-
-    @abstractmethod
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """Add one batch."""
-
-    @abstractmethod
-    def compute(self) -> Any:
-        """The measure over everything added since the last ``reset``."""
-
-    @abstractmethod
-    def reset(self) -> None:
-        """Forget every batch."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(sync={self.sync})"
-
-    def _reduce_sum(self, value: Tensor) -> Tensor:
-        if self.sync and is_distributed():
-            value = value.to(_comm_device(), copy=True)
-            dist.all_reduce(value, op=dist.ReduceOp.SUM)
-        return value.cpu()
+__all__ = [
+    "ECR",
+    "PSNR",
+    "ROCAUC",
+    "SNR",
+    "Accuracy",
+    "AveragePrecision",
+    "MaxAbs",
+    "StreamingMetric",
+    "SuccessRate",
+]
 
 
 def _pairs(
@@ -201,16 +173,16 @@ class _ScoreBuffer(StreamingMetric):
         return s, y
 
 
-class MeanAveragePrecision(_ScoreBuffer):
-    """Streaming AVA-ActiveSpeaker frame mAP (:func:`~avrobust.metrics.ava_average_precision`).
+class AveragePrecision(_ScoreBuffer):
+    """Streaming AVA-ActiveSpeaker frame mAP (:func:`~avrobust.metrics.average_precision`).
 
     Args:
-        ties: ``"group"`` or ``"stable"``, see :func:`~avrobust.metrics.ava_average_precision`.
+        ties: ``"group"`` or ``"stable"``, see :func:`~avrobust.metrics.average_precision`.
         sync: combine all ``torch.distributed`` ranks in ``compute``.
 
     Example:
         >>> import torch
-        >>> metric = MeanAveragePrecision()
+        >>> metric = AveragePrecision()
         >>> metric.update(torch.tensor([0.9, 0.8]), torch.tensor([1, 0]))
         >>> metric.update(torch.tensor([0.7, 0.6]), torch.tensor([1, 0]))
         >>> metric.compute()
@@ -225,7 +197,7 @@ class MeanAveragePrecision(_ScoreBuffer):
 
     def compute(self) -> Tensor:
         """AP over every frame seen, 0-d float64 in [0, 1]."""
-        return ava_average_precision(*self._all(), ties=self.ties)
+        return average_precision(*self._all(), ties=self.ties)
 
 
 class ROCAUC(_ScoreBuffer):
@@ -268,3 +240,39 @@ class Accuracy(StreamingMetric):
         if total[1] == 0:
             raise ValueError("Accuracy.compute: no frame seen yet; call update first")
         return total[0] / total[1]
+
+
+class SuccessRate(StreamingMetric):
+    """Streaming attack success rate (:func:`~avrobust.metrics.success_rate`): the fraction of
+    samples seen that were predicted wrongly (more than half of their frames).
+
+    Args:
+        threshold: decision threshold for positive-class scores (0.5 for probabilities).
+        sync: combine all ``torch.distributed`` ranks in ``compute``.
+    """
+
+    higher_is_better = None  # better for the attacker, worse for the model
+
+    def __init__(self, threshold: float = 0.5, *, sync: bool = False) -> None:
+        self.threshold = check_number(threshold, "threshold", allow_inf=True)
+        super().__init__(sync=sync)
+
+    def reset(self) -> None:
+        self._total = torch.zeros(2, dtype=torch.float64)
+
+    def update(self, scores: ArrayLike, labels: ArrayLike) -> None:
+        """Add a batch of attacked samples; arguments as :func:`~avrobust.metrics.success_rate`."""
+        wrong = _wrong_fraction(scores, labels, self.threshold)
+        self._total += torch.tensor([int((wrong > 0.5).sum()), wrong.numel()], dtype=torch.float64)
+
+    def compute(self) -> Tensor:
+        """Fraction of the samples seen where the attack succeeded, 0-d float64 in [0, 1]."""
+        total = self._reduce_sum(self._total)
+        if total[1] == 0:
+            raise ValueError("SuccessRate.compute: no sample seen yet; call update first")
+        return total[0] / total[1]
+
+
+def __getattr__(name: str) -> object:
+    """The old name ``MeanAveragePrecision``, with a ``DeprecationWarning``."""
+    return deprecated_attribute(__name__, name, ("MeanAveragePrecision",))

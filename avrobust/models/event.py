@@ -114,8 +114,8 @@ class VisualEncoder(nn.Module):
 class AVEventNet(nn.Module):
     """Audio-visual event classifier: two encoders, a fusion by name, a linear head.
 
-    ``forward(audio, visual)`` computes ``f_a = AudioEncoder(audio)``, ``f_v = VisualEncoder(visual)``,
-    optionally denoises them with ``memory`` (ExFMem), then ``logits = Linear(fusion(f_a, f_v))``.
+    ``forward(audio, visual)`` computes ``z_a = AudioEncoder(audio)``, ``z_v = VisualEncoder(visual)``,
+    optionally denoises them with ``memory`` (ExFMem), then ``logits = Linear(fusion(z_a, z_v))``.
 
     Args:
         num_classes: number of event classes ``K``.
@@ -133,8 +133,8 @@ class AVEventNet(nn.Module):
         visual: ``(B, 3, H, W)`` or ``(B, 1, H, W)`` image in [0, 1].
 
     Output:
-        :class:`avrobust.AVOutput` with ``logits (B, K)`` and ``embeddings={"audio": f_a (B, D),
-        "visual": f_v (B, D)}``: the encoders' features *before* the memory (what MinSim acts on
+        :class:`avrobust.AVOutput` with ``logits (B, K)`` and ``embeddings={"audio": z_a (B, D),
+        "visual": z_v (B, D)}``: the encoders' features *before* the memory (what MinSim acts on
         and what feature banks are built from).
 
     Example:
@@ -170,9 +170,9 @@ class AVEventNet(nn.Module):
             )
         self.memory = memory
 
-    def classify(self, f_a: Tensor, f_v: Tensor) -> Tensor:
-        """The head alone: ``f_a (..., D), f_v (..., D) -> logits (..., K)`` (no memory)."""
-        return self.classifier(self.fusion(f_a, f_v))
+    def classify(self, z_audio: Tensor, z_visual: Tensor) -> Tensor:
+        """The head alone: ``z_a (..., D), z_v (..., D) -> logits (..., K)`` (no memory)."""
+        return self.classifier(self.fusion(z_audio, z_visual))
 
     def forward(self, audio: Tensor, visual: Tensor) -> AVOutput:
         """See the class docstring.
@@ -181,17 +181,17 @@ class AVEventNet(nn.Module):
             ValueError: ``audio`` and ``visual`` have different batch sizes, or bad shapes.
             TypeError: an input that is not a floating-point tensor.
         """
-        f_a, f_v = self.audio_encoder(audio), self.visual_encoder(visual)
-        if f_a.shape[0] != f_v.shape[0]:
+        z_audio, z_visual = self.audio_encoder(audio), self.visual_encoder(visual)
+        if z_audio.shape[0] != z_visual.shape[0]:
             raise ValueError(
-                f"visual: expected the batch size of audio ({f_a.shape[0]}), got "
+                f"visual: expected the batch size of audio ({z_audio.shape[0]}), got "
                 f"{tuple(visual.shape)}"
             )
-        g_a, g_v = f_a, f_v
+        g_a, g_v = z_audio, z_visual
         if self.memory is not None:
-            denoised = self.memory({"audio": f_a, "visual": f_v})
+            denoised = self.memory({"audio": z_audio, "visual": z_visual})
             g_a, g_v = denoised["audio"], denoised["visual"]
-        return AVOutput(self.classify(g_a, g_v), embeddings={"audio": f_a, "visual": f_v})
+        return AVOutput(self.classify(g_a, g_v), embeddings={"audio": z_audio, "visual": z_visual})
 
 
 class UnimodalEventNet(nn.Module):

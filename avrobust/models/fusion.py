@@ -1,18 +1,19 @@
 """Audio-visual fusion modules: Sum, Concat, FiLM, Gated-Sum and Gated-Concat.
 
 The five fusions compared by Tian & Xu (CVPR 2021, "Can audio-visual integration strengthen
-robustness under multimodal attacks?"). Each module maps an audio feature ``f_a (..., D_a)`` and a
-visual feature ``f_v (..., D_v)`` to a fused feature ``f_av (..., out_dim)``; leading dimensions
+robustness under multimodal attacks?"). Each module maps an audio embedding ``z_a (..., D_a)`` and a
+visual embedding ``z_v (..., D_v)`` (the arguments ``z_audio``, ``z_visual``; ``f_a``, ``f_v`` on
+the slides) to a fused feature ``z_av (..., out_dim)``; leading dimensions
 (batch, time) are free. ``σ`` is the logistic sigmoid and ``⊙`` the elementwise product.
 
 ============  ==========================================  ==================  ===========
 name          formula                                     needs               ``out_dim``
 ============  ==========================================  ==================  ===========
-sum           f_a + f_v                                   D_a = D_v           D
-concat        [f_v ; f_a]                                 –                   D_v + D_a
-film          α(f_a) ⊙ f_v + β(f_a)                       –                   D_v
-gated_sum     σ(f_a) ⊙ f_v + σ(f_v) ⊙ f_a                 D_a = D_v           D
-gated_concat  [σ(f_a) ⊙ f_v ; σ(f_v) ⊙ f_a]               D_a = D_v           2 D
+sum           z_a + z_v                                   D_a = D_v           D
+concat        [z_v ; z_a]                                 –                   D_v + D_a
+film          α(z_a) ⊙ z_v + β(z_a)                       –                   D_v
+gated_sum     σ(z_a) ⊙ z_v + σ(z_v) ⊙ z_a                 D_a = D_v           D
+gated_concat  [σ(z_a) ⊙ z_v ; σ(z_v) ⊙ z_a]               D_a = D_v           2 D
 ============  ==========================================  ==================  ===========
 
 Sources: FiLM, Gated-Sum and Gated-Concat are the slides' formulas; Sum and Concat are not written
@@ -43,7 +44,7 @@ __all__ = [
 
 
 class Fusion(nn.Module):
-    """Base class: ``forward(f_a (..., D_a), f_v (..., D_v)) -> f_av (..., out_dim)``.
+    """Base class: ``forward(z_audio (..., D_a), z_visual (..., D_v)) -> z_av (..., out_dim)``.
 
     Args:
         dim_audio: width ``D_a`` of the audio feature.
@@ -72,21 +73,24 @@ class Fusion(nn.Module):
             )
         self.out_dim = self.dim_visual
 
-    def _check(self, f_a: Tensor, f_v: Tensor) -> None:
+    def _check(self, z_audio: Tensor, z_visual: Tensor) -> None:
         """Raise ``ValueError`` when a feature's last dimension or leading shape is wrong."""
-        for name, f, dim in (("f_a", f_a, self.dim_audio), ("f_v", f_v, self.dim_visual)):
+        for name, f, dim in (
+            ("z_audio", z_audio, self.dim_audio),
+            ("z_visual", z_visual, self.dim_visual),
+        ):
             if not isinstance(f, Tensor) or f.ndim < 1 or f.shape[-1] != dim:
                 raise ValueError(
                     f"{type(self).__name__}: {name} must be a tensor of shape (..., {dim}), "
                     f"got {describe(f)}"
                 )
-        if f_a.shape[:-1] != f_v.shape[:-1]:
+        if z_audio.shape[:-1] != z_visual.shape[:-1]:
             raise ValueError(
-                f"{type(self).__name__}: f_a and f_v must share their leading dimensions, "
-                f"got {tuple(f_a.shape)} and {tuple(f_v.shape)}"
+                f"{type(self).__name__}: z_audio and z_visual must share their leading dimensions, "
+                f"got {tuple(z_audio.shape)} and {tuple(z_visual.shape)}"
             )
 
-    def forward(self, f_a: Tensor, f_v: Tensor) -> Tensor:  # pragma: no cover - abstract
+    def forward(self, z_audio: Tensor, z_visual: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def extra_repr(self) -> str:
@@ -94,7 +98,7 @@ class Fusion(nn.Module):
 
 
 class SumFusion(Fusion):
-    """Sum fusion ``f_av = f_a + f_v`` (needs ``D_a == D_v``; ``out_dim = D``).
+    """Sum fusion ``z_av = z_a + z_v`` (needs ``D_a == D_v``; ``out_dim = D``).
 
     Example:
         >>> fuse = SumFusion(4)
@@ -105,14 +109,14 @@ class SumFusion(Fusion):
     def __init__(self, dim_audio: int, dim_visual: int | None = None) -> None:
         super().__init__(dim_audio, dim_visual, same_dims=True)
 
-    def forward(self, f_a: Tensor, f_v: Tensor) -> Tensor:
-        """``f_a (..., D) + f_v (..., D) -> (..., D)``."""
-        self._check(f_a, f_v)
-        return f_a + f_v
+    def forward(self, z_audio: Tensor, z_visual: Tensor) -> Tensor:
+        """``z_a (..., D) + z_v (..., D) -> (..., D)``."""
+        self._check(z_audio, z_visual)
+        return z_audio + z_visual
 
 
 class ConcatFusion(Fusion):
-    """Concatenation ``f_av = [f_v ; f_a]`` (visual first, as the released code; ``out_dim = D_v + D_a``).
+    """Concatenation ``z_av = [z_v ; z_a]`` (visual first, as the released code; ``out_dim = D_v + D_a``).
 
     Example:
         >>> ConcatFusion(2, 3)(torch.zeros(1, 2), torch.ones(1, 3)).tolist()
@@ -123,14 +127,14 @@ class ConcatFusion(Fusion):
         super().__init__(dim_audio, dim_visual)
         self.out_dim = self.dim_audio + self.dim_visual
 
-    def forward(self, f_a: Tensor, f_v: Tensor) -> Tensor:
-        """``f_a (..., D_a), f_v (..., D_v) -> (..., D_v + D_a)``."""
-        self._check(f_a, f_v)
-        return torch.cat([f_v, f_a], dim=-1)
+    def forward(self, z_audio: Tensor, z_visual: Tensor) -> Tensor:
+        """``z_a (..., D_a), z_v (..., D_v) -> (..., D_v + D_a)``."""
+        self._check(z_audio, z_visual)
+        return torch.cat([z_visual, z_audio], dim=-1)
 
 
 class FiLMFusion(Fusion):
-    """FiLM fusion ``f_av = α(f_a) ⊙ f_v + β(f_a)``: audio modulates vision (``out_dim = D_v``).
+    """FiLM fusion ``z_av = α(z_a) ⊙ z_v + β(z_a)``: audio modulates vision (``out_dim = D_v``).
 
     ``α`` and ``β`` are linear maps ``D_a -> D_v`` (``self.alpha``, ``self.beta``). With
     ``identity_init=True`` (default) they start at ``α ≡ 1``, ``β ≡ 0`` (zero weights, bias 1 and 0),
@@ -149,14 +153,14 @@ class FiLMFusion(Fusion):
                 nn.init.zeros_(layer.weight)
                 nn.init.constant_(layer.bias, bias)
 
-    def forward(self, f_a: Tensor, f_v: Tensor) -> Tensor:
-        """``f_a (..., D_a), f_v (..., D_v) -> (..., D_v)``."""
-        self._check(f_a, f_v)
-        return self.alpha(f_a) * f_v + self.beta(f_a)
+    def forward(self, z_audio: Tensor, z_visual: Tensor) -> Tensor:
+        """``z_a (..., D_a), z_v (..., D_v) -> (..., D_v)``."""
+        self._check(z_audio, z_visual)
+        return self.alpha(z_audio) * z_visual + self.beta(z_audio)
 
 
 class _Gated(Fusion):
-    """Shared gates ``f1 = σ(g_a(f_a)) ⊙ f_v`` and ``f2 = σ(g_v(f_v)) ⊙ f_a``.
+    """Shared gates ``f1 = σ(g_a(z_a)) ⊙ z_v`` and ``f2 = σ(g_v(z_v)) ⊙ z_a``.
 
     ``g_a``, ``g_v`` are the identity (the slides' formula) unless ``learned_gates``, in which case
     they are linear maps ``D -> D``.
@@ -171,32 +175,32 @@ class _Gated(Fusion):
         self.gate_audio: nn.Module = nn.Linear(dim, dim) if learned_gates else nn.Identity()
         self.gate_visual: nn.Module = nn.Linear(dim, dim) if learned_gates else nn.Identity()
 
-    def gated(self, f_a: Tensor, f_v: Tensor) -> tuple[Tensor, Tensor]:
+    def gated(self, z_audio: Tensor, z_visual: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(f1, f2)``, each ``(..., D)``."""
-        self._check(f_a, f_v)
-        f1 = torch.sigmoid(self.gate_audio(f_a)) * f_v
-        f2 = torch.sigmoid(self.gate_visual(f_v)) * f_a
+        self._check(z_audio, z_visual)
+        f1 = torch.sigmoid(self.gate_audio(z_audio)) * z_visual
+        f2 = torch.sigmoid(self.gate_visual(z_visual)) * z_audio
         return f1, f2
 
 
 class GatedSumFusion(_Gated):
-    """Gated-Sum ``f_av = σ(f_a) ⊙ f_v + σ(f_v) ⊙ f_a`` (needs ``D_a == D_v``; ``out_dim = D``).
+    """Gated-Sum ``z_av = σ(z_a) ⊙ z_v + σ(z_v) ⊙ z_a`` (needs ``D_a == D_v``; ``out_dim = D``).
 
     Args:
         dim_audio: feature width ``D``.
         dim_visual: must equal ``dim_audio`` when given.
-        learned_gates: put a linear map inside each σ (``σ(W f_a + b)``) instead of the slides'
-            ``σ(f_a)``.
+        learned_gates: put a linear map inside each σ (``σ(W z_a + b)``) instead of the slides'
+            ``σ(z_a)``.
     """
 
-    def forward(self, f_a: Tensor, f_v: Tensor) -> Tensor:
-        """``f_a (..., D), f_v (..., D) -> (..., D)``."""
-        f1, f2 = self.gated(f_a, f_v)
+    def forward(self, z_audio: Tensor, z_visual: Tensor) -> Tensor:
+        """``z_a (..., D), z_v (..., D) -> (..., D)``."""
+        f1, f2 = self.gated(z_audio, z_visual)
         return f1 + f2
 
 
 class GatedConcatFusion(_Gated):
-    """Gated-Concat ``f_av = [σ(f_a) ⊙ f_v ; σ(f_v) ⊙ f_a]`` (needs ``D_a == D_v``; ``out_dim = 2D``).
+    """Gated-Concat ``z_av = [σ(z_a) ⊙ z_v ; σ(z_v) ⊙ z_a]`` (needs ``D_a == D_v``; ``out_dim = 2D``).
 
     Args:
         dim_audio: feature width ``D``.
@@ -210,9 +214,9 @@ class GatedConcatFusion(_Gated):
         super().__init__(dim_audio, dim_visual, learned_gates)
         self.out_dim = 2 * self.dim_audio
 
-    def forward(self, f_a: Tensor, f_v: Tensor) -> Tensor:
-        """``f_a (..., D), f_v (..., D) -> (..., 2D)``."""
-        return torch.cat(self.gated(f_a, f_v), dim=-1)
+    def forward(self, z_audio: Tensor, z_visual: Tensor) -> Tensor:
+        """``z_a (..., D), z_v (..., D) -> (..., 2D)``."""
+        return torch.cat(self.gated(z_audio, z_visual), dim=-1)
 
 
 FUSIONS: dict[str, type[Fusion]] = {

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..._checks import check_number
+
 __all__ = [
     "AttentionLayer",
     "AudioEncoder",
@@ -25,11 +27,12 @@ __all__ = [
     "VisualTCN",
 ]
 
-_VISUAL_BN_EPS, _VISUAL_BN_MOMENTUM = 1e-3, 0.01  # every BatchNorm of the visual front-end
+# every BatchNorm of the visual front-end: its variance guard (torch's ``eps`` argument) and momentum
+_VISUAL_BN_GUARD, _VISUAL_BN_MOMENTUM = 1e-3, 0.01
 
 
 def _visual_bn2d(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=_VISUAL_BN_EPS, momentum=_VISUAL_BN_MOMENTUM)
+    return nn.BatchNorm2d(channels, eps=_VISUAL_BN_GUARD, momentum=_VISUAL_BN_MOMENTUM)
 
 
 # ---------------------------------------------------------------- audio encoder (SE-ResNet-34 / 4)
@@ -237,7 +240,7 @@ class VisualFrontend(nn.Module):
         super().__init__()
         self.frontend3D = nn.Sequential(
             nn.Conv3d(1, stem_channels, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
-            nn.BatchNorm3d(stem_channels, eps=_VISUAL_BN_EPS, momentum=_VISUAL_BN_MOMENTUM),
+            nn.BatchNorm3d(stem_channels, eps=_VISUAL_BN_GUARD, momentum=_VISUAL_BN_MOMENTUM),
             nn.ReLU(),
             nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
         )
@@ -255,26 +258,30 @@ class VisualFrontend(nn.Module):
 
 
 class GlobalLayerNorm(nn.Module):
-    """Global layer norm: per sample, mean and variance over channels **and** time (eps 1e-8).
+    """Global layer norm: per sample, mean and variance over channels **and** time.
+
+    ``y = gamma (x - mean) / sqrt(var + guard) + beta``. The state dict holds ``gamma`` and
+    ``beta`` only (the official checkpoint's keys); ``guard`` is a plain attribute.
 
     Args:
         channels: ``C``; ``gamma``/``beta`` have shape ``(1, C, 1)``.
+        guard: added to the variance before the square root (TalkNet's ``eps``, 1e-8), > 0.
 
     Shape:
         ``(B, C, T) -> (B, C, T)``.
     """
 
-    def __init__(self, channels: int, eps: float = 1e-8) -> None:
+    def __init__(self, channels: int, guard: float = 1e-8) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(1, channels, 1))
         self.beta = nn.Parameter(torch.zeros(1, channels, 1))
-        self.eps = eps
+        self.guard = check_number(guard, "guard", min_value=0.0, strict=True)
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalise ``(B, C, T)``."""
         mean = x.mean(dim=(1, 2), keepdim=True)
         var = (x - mean).square().mean(dim=(1, 2), keepdim=True)
-        return self.gamma * (x - mean) / torch.sqrt(var + self.eps) + self.beta
+        return self.gamma * (x - mean) / torch.sqrt(var + self.guard) + self.beta
 
 
 class DSConv1d(nn.Module):

@@ -1,0 +1,186 @@
+"""The demo's settings: :class:`DemoConfig`, the model recipes (:class:`ModelSpec`,
+:func:`default_models`) and the presets (:data:`PRESETS`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._checks import replace_fields
+from .checks import check_demo_config
+
+__all__ = ["PRESETS", "DemoConfig", "ModelSpec", "default_models"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How one demo model is trained.
+
+    Attributes:
+        key: the row label, e.g. ``"A"``.
+        description: a short description for the table.
+        avil_terms: AVIL terms added to TalkNet's loss (empty: none).
+        adversarial: fine-tune with adversarial training.
+        init_from: start from this model's weights (fine-tuning) instead of from scratch.
+    """
+
+    key: str
+    description: str
+    avil_terms: tuple[str, ...] = ()
+    adversarial: bool = False
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Every setting of the demo. The presets are in :data:`PRESETS`.
+
+    Attributes:
+        train_clips: synthetic training clips.
+        test_clips: held-out clips (clean mAP over all of them; attacks on a balanced subset).
+        frames: frames per clip (25 fps).
+        face_size: face crop side in pixels (TalkNet ``tiny`` with ``face_size=``).
+        difficulty: synthetic data difficulty in [0, 1].
+        train_steps: Adam steps of the models trained from scratch (A, C, D).
+        finetune_steps: adversarial fine-tuning steps of B (from A) and E (from D).
+        batch_size: clips per training step.
+        lr: Adam learning rate (cosine decay to a tenth; half of it when fine-tuning).
+        avil_single: the single AVIL term of model C.
+        avil_pair: the AVIL terms of models D and E.
+        avil_weight: ``λ`` of every AVIL term (the paper: 0.1).
+        adv_rule: the rule that makes the adversarial training examples (B1 of the paper: BIM).
+        adv_steps: its iterations.
+        adv_eps: its ``eps_av`` (> 0; fixed, not the table's budget, so that changing the
+            grid or ``table_eps`` reuses every trained model).
+        adv_ratio: share of each batch replaced by adversarial examples.
+        rules: attack rules evaluated.
+        modalities: attacked-modality sets evaluated.
+        eps_grid: the ``eps_av`` values (Fig. 3's x-axis).
+        table_eps: the ``eps_av`` of the table (the paper: 5); must be in ``eps_grid``.
+        attack_steps: iterations of every evaluation attack.
+        per_class: attacked clips per class (speaking / not speaking).
+        tie_margin: mAP points (>= 0) by which two mAPs must differ to count as different when
+            the findings compare them: a claim "X > Y" holds when the 95 % bootstrap interval
+            of X - Y over the attacked clips lies above ``tie_margin`` and fails when it lies
+            below (see :func:`avrobust.demo.findings`).
+        extras: also run the inference-aware attack on (A) and the transfer attack (C) -> (A).
+        seed: seed of the data, the initialisations, the batches and the attacks.
+        models: the model recipes (default: :func:`default_models` of these settings).
+    """
+
+    train_clips: int = 512
+    test_clips: int = 192
+    frames: int = 16
+    face_size: int = 32
+    difficulty: float = 0.5
+    train_steps: int = 200
+    finetune_steps: int = 50
+    batch_size: int = 16
+    lr: float = 2e-3
+    avil_single: tuple[str, ...] = ("l1",)
+    avil_pair: tuple[str, ...] = ("l1", "l4")
+    avil_weight: float = 0.1
+    adv_rule: str = "bim"
+    adv_steps: int = 2
+    adv_eps: float = 20.0
+    adv_ratio: float = 0.5
+    rules: tuple[str, ...] = ("bim", "mim", "pgd")
+    modalities: tuple[str, ...] = ("audio", "visual", "audio+visual")
+    eps_grid: tuple[float, ...] = (5.0, 10.0, 20.0, 50.0)
+    table_eps: float = 20.0
+    attack_steps: int = 5
+    per_class: int = 12
+    tie_margin: float = 2.0
+    extras: bool = True
+    seed: int = 0
+    models: tuple[ModelSpec, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        for name, value in check_demo_config(self).items():  # every setting, named if wrong
+            object.__setattr__(self, name, value)
+        if not self.models:
+            object.__setattr__(self, "models", default_models(self))
+
+    def replace(self, **changes: Any) -> DemoConfig:
+        """A copy with some settings changed (the model list is rebuilt from the AVIL terms).
+
+        Raises:
+            TypeError: an unknown setting; the message lists the known ones.
+        """
+        return replace_fields(self, {"models": (), **changes})
+
+    def training_dict(self) -> dict[str, Any]:
+        """The training settings (a model's cache key holds those of them its recipe uses)."""
+        names = (
+            "train_clips",
+            "frames",
+            "face_size",
+            "difficulty",
+            "train_steps",
+            "finetune_steps",
+            "batch_size",
+            "lr",
+            "avil_weight",
+            "adv_rule",
+            "adv_steps",
+            "adv_ratio",
+            "seed",
+        )
+        return {n: getattr(self, n) for n in (*names, "adv_eps")}
+
+    def model_label(self, key: str) -> str:
+        """``"(B) CE_all, BIM adversarial training"``: the row key and the recipe."""
+        spec = next((s for s in self.models if s.key == key), None)
+        return f"({key})" if spec is None else f"({key}) {spec.description}"
+
+
+def default_models(config: DemoConfig) -> tuple[ModelSpec, ...]:
+    """Rows A–E of the demo's table for ``config``'s AVIL terms."""
+    single = " + ".join(t.upper() for t in config.avil_single)
+    pair = " + ".join(t.upper() for t in config.avil_pair)
+    rule = config.adv_rule.upper()
+    return (
+        ModelSpec("A", "CE_all (TalkNet)"),
+        ModelSpec("B", f"CE_all, {rule} adversarial training", adversarial=True, init_from="A"),
+        ModelSpec("C", f"CE_all + {single}", avil_terms=config.avil_single),
+        ModelSpec("D", f"CE_all + {pair}", avil_terms=config.avil_pair),
+        ModelSpec(
+            "E",
+            f"CE_all + {pair}, {rule} adversarial training",
+            avil_terms=config.avil_pair,
+            adversarial=True,
+            init_from="D",
+        ),
+    )
+
+
+PRESETS: dict[str, DemoConfig] = {
+    # the main job: clean mAP >= 90 %, about 3 minutes on 2 CPU cores (179 s measured)
+    "default": DemoConfig(),
+    # a smoke run: every step, smaller everything (under 2 minutes)
+    "quick": DemoConfig(
+        train_clips=128,
+        test_clips=64,
+        train_steps=50,
+        finetune_steps=10,
+        eps_grid=(20.0, 50.0),
+        table_eps=20.0,
+        attack_steps=2,
+        per_class=4,
+    ),
+    # for the test suite: the same pipeline, minimal sizes (seconds)
+    "test": DemoConfig(
+        train_clips=16,
+        test_clips=16,
+        frames=8,
+        face_size=16,
+        train_steps=4,
+        finetune_steps=2,
+        batch_size=4,
+        adv_steps=1,
+        eps_grid=(50.0,),
+        table_eps=50.0,
+        attack_steps=1,
+        per_class=2,
+    ),
+}

@@ -1,0 +1,128 @@
+"""The bootstrap intervals behind every number of the demo (:mod:`avrobust.bootstrap`), in mAP
+points, and the small accessors the tables, plots and findings share."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from torch import Tensor
+
+from ..bootstrap import CellBootstrap, bootstrap_map
+from ..evaluation import EvaluationReport
+from ..evaluation.reporting import format_interval
+from .config import DemoConfig
+
+__all__ = [
+    "AV",
+    "BOOTSTRAP_LEVEL",
+    "BOOTSTRAP_RESAMPLES",
+    "Intervals",
+    "bounds",
+    "diff",
+    "fmt",
+    "map_percent",
+]
+
+BOOTSTRAP_RESAMPLES = 1000  # resamples of the attacked clips behind every interval
+BOOTSTRAP_LEVEL = 0.95  # coverage of the intervals
+AV = "audio+visual"  # the joint attack's modality set (the demo's model is TalkNet)
+
+
+def map_percent(
+    report: EvaluationReport, rule: str, eps: float, attacked: str = AV
+) -> float | None:
+    """The cell's mAP under attack in %, ``None`` when the report has no such cell."""
+    try:
+        return 100 * report.cell(rule, eps, attacked).map_adv
+    except KeyError:
+        return None
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals; ``"-"`` for ``None`` or not finite."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def diff(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """Paired bootstrap samples of ``a - b`` (``None`` when either is missing)."""
+    return None if a is None or b is None else a - b
+
+
+def outcome(interval: tuple[float, float], threshold: float) -> str:
+    """``"held"`` if the interval lies above ``threshold``, ``"did not hold"`` if below,
+    else (straddling, or NaN: no interval) ``"inconclusive"``."""
+    low, high = interval
+    if low > threshold:
+        return "held"
+    if high < threshold:
+        return "did not hold"
+    return "inconclusive"
+
+
+class Intervals:
+    """Bootstrap samples, in mAP points, of the demo's measures (:mod:`avrobust.bootstrap`).
+
+    Every cell is resampled over its attacked clips with the same seeded counts; every report
+    of the demo attacks the same clips, so two models (or two budgets, or clean and attacked)
+    are compared *paired*, on the same resampled clips. The clean mAP over every held-out clip is
+    resampled over those clips when their frame scores are given (``{key: (scores, labels)}``).
+
+    Args:
+        config: the demo settings (``config.seed`` seeds the resamples).
+        clean_scores: ``{model key: ((N, T) frame scores, (N, T) labels)}`` of every held-out clip.
+    """
+
+    def __init__(
+        self, config: DemoConfig, clean_scores: Mapping[str, tuple[Tensor, Tensor]] | None = None
+    ) -> None:
+        self.boot = CellBootstrap(
+            resamples=BOOTSTRAP_RESAMPLES, seed=config.seed, level=BOOTSTRAP_LEVEL
+        )
+        self.clean_scores = dict(clean_scores or {})
+        self._clean: dict[str, np.ndarray] = {}
+
+    def cell(
+        self,
+        report: EvaluationReport,
+        rule: str,
+        eps: float,
+        attacked: str = AV,
+        which: str = "adv",
+    ) -> np.ndarray | None:
+        """``(resamples,)`` mAP in points of a cell's ``"adv"`` or ``"clean"`` scores; ``None``
+        without the cell or its per-clip scores."""
+        try:
+            samples = self.boot.map(report.cell(rule, eps, attacked), which)
+        except KeyError:
+            return None
+        return None if samples is None else 100 * samples
+
+    def clean(self, key: str) -> np.ndarray | None:
+        """``(resamples,)`` clean mAP in points of model ``key`` over every held-out clip."""
+        if key not in self.clean_scores:
+            return None
+        if key not in self._clean:
+            scores, labels = (t.reshape(t.shape[0], -1).tolist() for t in self.clean_scores[key])
+            self._clean[key] = 100 * bootstrap_map(scores, labels, self.boot.counts(len(scores)))
+        return self._clean[key]
+
+    def interval(self, samples: np.ndarray | None) -> tuple[float, float]:
+        """The percentile interval of ``samples`` (``(nan, nan)`` for ``None``)."""
+        return self.boot.interval(samples)
+
+    def text(self, value: float | None, samples: np.ndarray | None, sign: str = "") -> str:
+        """``"70.6 [62.1, 78.3]"`` (``sign="+"``: signed), or the value alone without samples."""
+        return format_interval(value, self.boot.interval(samples), sign=sign)
+
+    def outcome(self, samples: np.ndarray | None, threshold: float) -> str:
+        """The verdict of one comparison: see :func:`outcome`."""
+        return outcome(self.boot.interval(samples), threshold)
+
+
+def bounds(name: str, ci: Intervals, samples: np.ndarray | None) -> dict[str, float | None]:
+    """``{name_low, name_high}``: the interval's bounds for a CSV record (``None`` without one)."""
+    low, high = ci.interval(samples)
+    finite = math.isfinite(low) and math.isfinite(high)
+    return {f"{name}_low": low if finite else None, f"{name}_high": high if finite else None}

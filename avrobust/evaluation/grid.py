@@ -1,0 +1,262 @@
+"""The grid of an evaluation: rules × budgets × attacked modality sets, checked once.
+
+A :class:`Grid` is checked when it is built (each error names the field, e.g. ``Grid.eps``): its
+fields are normalised (tuples, lower-case names, floats) and the budgets are asked once per
+budget value. :meth:`Grid.cells` lists its cells in grid order (rule, then eps, then modality
+set), each with what defines it: the rule's settings and the budgets of the attacked
+modalities, as a results file stores them (its fingerprint: another cell of the same key is
+another evaluation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from .._checks import check_choice, check_int, check_number, describe
+from .._types import AVOutput
+from ..attacks import Budget, push_pull_budgets
+from ..attacks.rules import StepRule, as_rule, list_rules
+from .results import cell_key
+
+__all__ = ["BudgetFn", "Grid", "GridCell", "parse_modality_set"]
+
+BudgetFn = Callable[[float], Mapping[str, Budget]]
+Objective = Callable[[AVOutput, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of a :class:`Grid`.
+
+    Attributes:
+        key: ``"rule|eps|modality+modality"``.
+        rule_name: the rule's name.
+        rule: the step rule.
+        eps: the budget value.
+        modalities: the attacked modalities.
+        defines: ``{"rule": repr of the rule, "budgets": {modality: repr of its budget}}``.
+    """
+
+    key: str
+    rule_name: str
+    rule: StepRule
+    eps: float
+    modalities: tuple[str, ...]
+    defines: dict[str, Any]
+
+    def seed(self, seed: int) -> int:
+        """The cell's own seed from the run's ``seed`` (independent of the order of the run)."""
+        return int(hashlib.sha256(f"{seed}|{self.key}".encode()).hexdigest()[:12], 16)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Which attacks an evaluation runs: every rule × budget × attacked modality set.
+
+    Attributes:
+        rules: rule names (``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``) or
+            :class:`~avrobust.StepRule` objects (named by their ``name``); each once.
+        eps: the budget values (> 0, distinct); each is passed to ``budgets``.
+        modalities: the attacked-modality sets: ``"audio"``, ``"visual"``, ``"audio+visual"`` (or
+            tuples of names); stored as tuples of names.
+        budgets: ``eps -> {modality: Budget}``; default :func:`~avrobust.push_pull_budgets`
+            (``eps`` is Push-Pull's ``eps_av``: audio ``eps·1e-4`` on [-1, 1], video ``eps·0.1``
+            pixel levels). It must give a budget for every attacked modality at every eps.
+        steps: attack iterations per cell (>= 1).
+        objective: ``"training"`` (the training loss over every head: Push-Pull's
+            training-aware attack), ``"inference"`` (the inference head only), or a callable
+            ``(AVOutput, labels) -> (B,)``.
+    """
+
+    rules: Sequence[str | StepRule] = ("bim", "mim", "pgd")
+    eps: float | Sequence[float] = (1.0, 2.0, 5.0)
+    modalities: Sequence[str | Sequence[str]] = ("audio", "visual", "audio+visual")
+    budgets: BudgetFn = push_pull_budgets
+    steps: int = 10
+    objective: str | Objective = "training"
+    _table: dict[str, dict[str, str]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", _parse_rules(self.rules))
+        object.__setattr__(self, "eps", tuple(_parse_eps(self.eps)))
+        object.__setattr__(self, "modalities", tuple(_parse_modality_sets(self.modalities)))
+        if not callable(self.budgets):
+            raise TypeError(
+                f"Grid.budgets: expected a function eps -> {{modality: Budget}}, got "
+                f"{describe(self.budgets)}"
+            )
+        object.__setattr__(self, "steps", check_int(self.steps, "Grid.steps", min_value=1))
+        object.__setattr__(self, "objective", _check_objective(self.objective))
+        table = _budget_table(self.budgets, self.eps_values, self.modality_sets)
+        object.__setattr__(self, "_table", table)
+
+    @property
+    def eps_values(self) -> tuple[float, ...]:
+        """The budget values as a tuple of floats (``eps`` after checking)."""
+        return tuple(self.eps)  # type: ignore[arg-type]
+
+    @property
+    def modality_sets(self) -> tuple[tuple[str, ...], ...]:
+        """The attacked-modality sets as tuples of names."""
+        return tuple(self.modalities)  # type: ignore[arg-type]
+
+    def rule_steps(self) -> list[tuple[str, StepRule]]:
+        """``[(name, StepRule)]`` in the grid's order."""
+        return [_rule(r) for r in self.rules]
+
+    def cells(self) -> list[GridCell]:
+        """Every cell, in grid order: rule, then eps, then modality set."""
+        return [
+            GridCell(
+                key=cell_key(name, e, mods),
+                rule_name=name,
+                rule=rule,
+                eps=e,
+                modalities=mods,
+                defines={"rule": repr(rule), "budgets": {m: self._table[repr(e)][m] for m in mods}},
+            )
+            for name, rule in self.rule_steps()
+            for e in self.eps_values
+            for mods in self.modality_sets
+        ]
+
+    def budgets_at(self, eps: float, modalities: Sequence[str]) -> dict[str, Budget]:
+        """The budgets of ``modalities`` at ``eps`` (the others are left unattacked)."""
+        given = self.budgets(eps)
+        return {m: given[m] for m in modalities}
+
+    def config(self) -> dict[str, Any]:
+        """The grid as a report's ``config`` gives it: ``rules``, ``rule_repr``, ``eps``,
+        ``budget_repr`` (``{repr(eps): {modality: repr(budget)}}``), ``modalities``."""
+        steps = self.rule_steps()
+        return {
+            "rules": [n for n, _ in steps],
+            "rule_repr": [repr(r) for _, r in steps],
+            "eps": list(self.eps_values),
+            "budget_repr": self._table,
+            "modalities": ["+".join(s) for s in self.modality_sets],
+        }
+
+
+def _rule(rule: str | StepRule) -> tuple[str, StepRule]:
+    return (rule.name, rule) if isinstance(rule, StepRule) else (rule, as_rule(rule))
+
+
+def parse_modality_set(value: Any, name: str) -> tuple[str, ...]:
+    """``"audio+visual"``, ``"audio,visual"`` or ``("audio", "visual")`` as a tuple of names.
+
+    Raises:
+        TypeError: not a string or a sequence of strings (the message names ``name``).
+        ValueError: an empty or repeated name.
+    """
+    if isinstance(value, str):
+        parts = tuple(p.strip() for p in value.replace(",", "+").split("+"))
+    elif isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
+        parts = tuple(value)
+    else:
+        raise TypeError(
+            f"{name}: expected a modality set such as 'audio', 'visual', 'audio+visual' or "
+            f"('audio', 'visual'), got {describe(value)}"
+        )
+    if not parts or any(not p for p in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"{name}: expected distinct, non-empty modality names, got {value!r}")
+    return parts
+
+
+def _parse_modality_sets(modalities: Any) -> list[tuple[str, ...]]:
+    if isinstance(modalities, str) or not isinstance(modalities, Sequence) or not modalities:
+        raise TypeError(
+            "Grid.modalities: expected a list of modality sets such as ['audio', 'visual', "
+            f"'audio+visual'], got {describe(modalities)}"
+        )
+    sets = [parse_modality_set(m, f"Grid.modalities[{i}]") for i, m in enumerate(modalities)]
+    if len(set(sets)) != len(sets):
+        raise ValueError(
+            f"Grid.modalities: each set may appear once, got {['+'.join(s) for s in sets]}"
+        )
+    return sets
+
+
+def _parse_rules(rules: Any) -> tuple[str | StepRule, ...]:
+    if isinstance(rules, (str, StepRule)):
+        rules = [rules]
+    if not isinstance(rules, Sequence) or not rules:
+        raise TypeError(
+            "Grid.rules: expected a non-empty list such as ['bim', 'mim', 'pgd'], got "
+            f"{describe(rules)}"
+        )
+    out: list[str | StepRule] = []
+    for i, rule in enumerate(rules):
+        if isinstance(rule, str):
+            out.append(check_choice(rule, f"Grid.rules[{i}]", list_rules()))
+        elif isinstance(rule, StepRule):
+            out.append(rule)
+        else:
+            raise TypeError(
+                f"Grid.rules[{i}]: expected a rule name or a StepRule, got {describe(rule)}"
+            )
+    names = [r.name if isinstance(r, StepRule) else r for r in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Grid.rules: each rule may appear once, got {names}")
+    return tuple(out)
+
+
+def _parse_eps(eps: Any) -> list[float]:
+    values = [eps] if isinstance(eps, numbers.Real) and not isinstance(eps, bool) else eps
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+        raise TypeError(
+            f"Grid.eps: expected a non-empty list of budgets such as [1, 2, 5], got {describe(eps)}"
+        )
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]  # NumPy scalars
+    out = [
+        check_number(v, f"Grid.eps[{i}]", min_value=0.0, strict=True) for i, v in enumerate(values)
+    ]
+    if len(set(out)) != len(out):
+        raise ValueError(f"Grid.eps: expected distinct values, got {out}")
+    return out
+
+
+def _check_objective(objective: Any) -> str | Objective:
+    if isinstance(objective, str):
+        return check_choice(objective, "Grid.objective", ("training", "inference"))
+    if not callable(objective):
+        raise TypeError(
+            "Grid.objective: expected 'training', 'inference' or a callable, got "
+            f"{describe(objective)}"
+        )
+    return objective  # type: ignore[no-any-return]
+
+
+def _budget_table(
+    budgets: BudgetFn, eps: Sequence[float], sets: Sequence[tuple[str, ...]]
+) -> dict[str, dict[str, str]]:
+    """``{repr(eps): {modality: repr(budget)}}``: what the budgets are, whatever the function's
+    name. Refuses ``budgets(eps)`` that is not a dict of Budgets or lacks an attacked modality."""
+    out = {}
+    attacked = sorted({m for mods in sets for m in mods}, key=[m for s in sets for m in s].index)
+    for e in eps:
+        given = budgets(e)
+        if not isinstance(given, Mapping) or not all(isinstance(b, Budget) for b in given.values()):
+            raise TypeError(
+                f"Grid.budgets: expected budgets(eps) to return a dict {{modality: Budget}}, got "
+                f"{describe(given)} at eps={e:g}"
+            )
+        missing = [m for m in attacked if m not in given]
+        if missing:
+            raise ValueError(
+                f"Grid.modalities: no budget for {missing} at eps={e:g}; budgets(eps) gives "
+                f"{sorted(given)}"
+            )
+        out[repr(e)] = {str(m): repr(b) for m, b in given.items()}
+    return out

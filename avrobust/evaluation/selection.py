@@ -1,0 +1,269 @@
+"""Which clips an evaluation attacks: the clean pass, correct clips, balancing, explicit indices.
+
+:func:`clean_pass` scores every clip once with the target model (no attack) and records, per
+clip, whether it is predicted correctly and whether it is speaking. :func:`choose` then picks the
+attacked clips from that record alone (so it is tested with hand-made records), as
+:class:`Selection` says: the correct clips (Push-Pull §4.1), every clip, or explicit indices;
+balanced between speaking and not speaking (225 + 225 in the paper) or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_bool, check_choice, check_fraction, check_int, describe
+from ..metrics import average_precision
+from .fingerprints import clip_digests, data_digest
+from .scoring import Measures, ScoreFn, clip_positive, device_of, forward, frame_correct, to_device
+from .sources import Source
+
+__all__ = [
+    "CleanPass",
+    "Selection",
+    "balanced_subset",
+    "choose",
+    "clean_pass",
+    "correct_samples",
+    "select",
+]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which clips are attacked.
+
+    Attributes:
+        clips: ``"correct"`` (clips whose frames the target predicts right, see
+            ``min_accuracy``; Push-Pull §4.1), ``"all"``, or explicit clip indices (e.g. the
+            intersection of the correct clips of several models, from :func:`correct_samples`);
+            indices are stored as a tuple of ints.
+        balance: draw as many speaking as not-speaking clips (:func:`balanced_subset`).
+        per_class: clips per class when balancing (default: as many as the smaller class has);
+            without balancing, the first ``2 * per_class`` candidates.
+        min_accuracy: with ``clips="correct"``, the fraction of a clip's frames that must be
+            right, in [0, 1].
+    """
+
+    clips: str | Sequence[int] = "correct"
+    balance: bool = True
+    per_class: int | None = None
+    min_accuracy: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clips", _check_clips(self.clips))
+        check_bool(self.balance, "Selection.balance")
+        if self.per_class is not None:
+            per_class = check_int(self.per_class, "Selection.per_class", min_value=1)
+            object.__setattr__(self, "per_class", per_class)
+        accuracy = check_fraction(self.min_accuracy, "Selection.min_accuracy")
+        object.__setattr__(self, "min_accuracy", accuracy)
+
+
+def _check_clips(clips: Any) -> str | tuple[int, ...]:
+    if isinstance(clips, str):
+        return check_choice(clips, "Selection.clips", ("correct", "all"))
+    if not isinstance(clips, Sequence) or not all(
+        isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in clips
+    ):
+        raise TypeError(
+            "Selection.clips: expected 'correct', 'all' or a list of clip indices, got "
+            f"{describe(clips)}"
+        )
+    return tuple(int(i) for i in clips)
+
+
+@dataclass(frozen=True)
+class CleanPass:
+    """What the clean pass found, per clip in data order.
+
+    Attributes:
+        ids: the clip indices.
+        correct: whether each clip is predicted correctly (at ``min_accuracy``).
+        positive: whether each clip is speaking.
+        scores: each clip's flat clean scores.
+        labels: each clip's flat labels.
+        digests: each clip's content digest (:func:`~avrobust.evaluation.fingerprints.clip_digests`).
+    """
+
+    ids: list[int]
+    correct: list[bool]
+    positive: list[bool]
+    scores: list[Tensor]
+    labels: list[Tensor]
+    digests: list[bytes]
+
+
+def clean_pass(
+    model: nn.Module, source: Source, measures: Measures, min_accuracy: float
+) -> CleanPass:
+    """Score every clip of ``source`` once with ``model`` (no attack).
+
+    Raises:
+        ValueError: no clip, or scores not shaped like the labels.
+    """
+    device = device_of(model)
+    found: dict[str, list[Any]] = {k: [] for k in ("ids", "correct", "positive", "scores")}
+    found.update(labels=[], digests=[])
+    for part, (inputs, y) in source.batches(None):
+        found["digests"] += clip_digests(inputs, y)
+        y = y.cpu()
+        s = measures.scores(forward(model, to_device(inputs, device)), y)
+        acc = frame_correct(s, y).float()
+        acc = acc.mean(dim=tuple(range(1, acc.ndim))) if acc.ndim > 1 else acc
+        found["ids"] += part
+        found["correct"] += (acc >= min_accuracy - 1e-12).tolist()
+        found["positive"] += clip_positive(y).tolist()
+        found["scores"] += list(s.reshape(s.shape[0], -1))
+        found["labels"] += list(y.reshape(y.shape[0], -1))
+    if not found["ids"]:
+        raise ValueError("data: expected at least one clip, got none")
+    return CleanPass(**found)
+
+
+def correct_samples(
+    model: nn.Module,
+    data: Any,
+    *,
+    min_accuracy: float = 1.0,
+    score_fn: ScoreFn | None = None,
+    batch_size: int = 32,
+) -> tuple[list[int], list[bool], list[bool]]:
+    """Which clips a model predicts correctly (to intersect over several models, as Push-Pull does).
+
+    Args:
+        model: called as ``model(**inputs)``, returning :class:`~avrobust.AVOutput` or logits.
+        data: as :func:`~avrobust.evaluation.evaluate`.
+        min_accuracy: a clip is correct when at least this fraction of its frames is predicted
+            right (score >= 0.5 means speaking); 1.0 = every frame.
+        score_fn: ``AVOutput -> scores`` shaped like the labels (default: P(class 1)).
+        batch_size: clips per forward.
+
+    Returns:
+        ``(ids, correct, positive)``: the clip indices, whether each is correct, and whether each
+        is a speaking clip (clip label 1, or more than half of its frames speaking).
+    """
+    accuracy = check_fraction(min_accuracy, "min_accuracy")
+    source = Source(data, check_int(batch_size, "batch_size", min_value=1))
+    found = clean_pass(model, source, Measures(score_fn=score_fn), accuracy)
+    return found.ids, found.correct, found.positive
+
+
+def balanced_subset(
+    ids: Sequence[int],
+    positive: Sequence[bool],
+    *,
+    per_class: int | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Draw the same number of speaking and not-speaking clips (Push-Pull §4.1: 225 + 225).
+
+    Args:
+        ids: candidate clip indices.
+        positive: for each candidate, whether it is a speaking clip.
+        per_class: clips per class; ``None`` takes as many as the smaller class has.
+        seed: seed of the draw.
+
+    Returns:
+        The chosen indices, sorted.
+
+    Raises:
+        ValueError: a class without any candidate, or fewer than ``per_class`` in one.
+
+    Example:
+        >>> balanced_subset([0, 1, 2, 3, 4], [True, False, False, True, False], per_class=2)
+        [0, 1, 3, 4]
+    """
+    if len(ids) != len(positive):
+        raise ValueError(
+            f"ids, positive: expected equal lengths, got {len(ids)} and {len(positive)}"
+        )
+    pos = [i for i, p in zip(ids, positive) if p]
+    neg = [i for i, p in zip(ids, positive) if not p]
+    available = min(len(pos), len(neg))
+    if available == 0:
+        raise ValueError(
+            f"cannot balance speaking and not-speaking clips: {len(pos)} speaking and {len(neg)} "
+            "not-speaking candidates (correctly predicted ones, with Selection(clips='correct'))"
+        )
+    count = available if per_class is None else check_int(per_class, "per_class", min_value=1)
+    if count > available:
+        raise ValueError(
+            f"per_class: asked for {count} clips per class, but only {len(pos)} speaking and "
+            f"{len(neg)} not-speaking candidates exist"
+        )
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
+    chosen = []
+    for group in (pos, neg):
+        order = torch.randperm(len(group), generator=gen)[:count].tolist()
+        chosen += [group[j] for j in order]
+    return sorted(chosen)
+
+
+def choose(found: CleanPass, selection: Selection, seed: int) -> list[int]:
+    """The attacked clips: the candidates ``selection.clips`` names, balanced or cut to
+    ``per_class`` as it says, sorted.
+
+    Raises:
+        ValueError: explicit indices that are not in the data; no clip left to attack; a class
+            without enough candidates to balance.
+    """
+    clips = selection.clips
+    if isinstance(clips, str):
+        keep = found.correct if clips == "correct" else [True] * len(found.ids)
+        candidates = [i for i, k in zip(found.ids, keep) if k]
+    else:
+        unknown = sorted(set(clips) - set(found.ids))
+        if unknown:
+            raise ValueError(
+                f"Selection.clips: clip indices {unknown[:5]} are not in the data "
+                f"({len(found.ids)} clips)"
+            )
+        candidates = sorted(set(clips))
+    position = {i: j for j, i in enumerate(found.ids)}
+    per_class = selection.per_class
+    if selection.balance:
+        positive = [found.positive[position[i]] for i in candidates]
+        chosen = balanced_subset(candidates, positive, per_class=per_class, seed=seed)
+    else:
+        chosen = candidates if per_class is None else candidates[: 2 * per_class]
+    if not chosen:
+        raise ValueError(
+            f"Selection.clips: no clip to attack ({len(found.ids)} clips, "
+            f"{sum(found.correct)} predicted correctly)"
+        )
+    return chosen
+
+
+def select(
+    model: nn.Module, source: Source, measures: Measures, selection: Selection, seed: int
+) -> tuple[dict[str, Any], list[int], str]:
+    """The clean pass and the choice: the report's clean measures (``map_all``,
+    ``samples_total``, ``samples_correct``, ``map_selected``, ``samples_selected``,
+    ``positives_selected``), the attacked clips and their content fingerprint.
+
+    Raises:
+        ValueError: as :func:`clean_pass` and :func:`choose`; AP undefined (no speaking frame).
+    """
+    found = clean_pass(model, source, measures, selection.min_accuracy)
+    clean: dict[str, Any] = {
+        "map_all": float(average_precision(torch.cat(found.scores), torch.cat(found.labels))),
+        "samples_total": len(found.ids),
+        "samples_correct": int(sum(found.correct)),
+    }
+    chosen = choose(found, selection, seed)
+    position = {i: j for j, i in enumerate(found.ids)}
+    rows = [position[i] for i in chosen]
+    picked = (
+        torch.cat([found.scores[j] for j in rows]),
+        torch.cat([found.labels[j] for j in rows]),
+    )
+    clean["map_selected"] = float(average_precision(*picked))
+    clean["samples_selected"] = len(chosen)
+    clean["positives_selected"] = int(sum(found.positive[j] for j in rows))
+    return clean, chosen, data_digest([found.digests[j] for j in rows])

@@ -1,0 +1,321 @@
+"""The ``avrobust`` command: the demo end to end, evaluate, and error messages.
+
+The demo's outputs are checked twice: on the ``test`` preset (minimal sizes, run in-process, also
+used to test the caches) and on ``avrobust demo --quick`` run as a command in a subprocess, as a
+user runs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import avrobust.demo
+import avrobust.demo.pipeline
+import avrobust.demo.training
+from avrobust.cli import main
+
+RULES = ("bim", "mim", "pgd")
+MODELS = ("A", "B", "C", "D", "E")
+VERDICTS = ("held", "did not hold", "partly", "inconclusive", "not tested")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One run of ``avrobust demo --preset test`` (the full pipeline with minimal sizes)."""
+    out = tmp_path_factory.mktemp("demo")
+    return main(["demo", "--preset", "test", "--out", str(out), "--quiet"]), out
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """``python -m avrobust demo --quick`` in a subprocess (about 45 s on one core). One torch
+    thread, as in the rest of the suite: two threads on a busy 2-core machine took over 300 s."""
+    out = tmp_path_factory.mktemp("quick")
+    env = {**os.environ, "PYTHONWARNINGS": "error::UserWarning"}  # no stray warnings either
+    argv = ["demo", "--quick", "--out", str(out), "--quiet", "--threads", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "avrobust", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.returncode, out
+
+
+@pytest.fixture(params=["test", "quick"])
+def demo_output(request):
+    """``(preset name, output folder)`` of each demo run."""
+    code, out = request.getfixturevalue("demo_run" if request.param == "test" else "quick_run")
+    assert code == 0
+    return request.param, out
+
+
+@pytest.mark.slow  # runs the demo (its fixture)
+def test_demo_writes_every_output(demo_output) -> None:
+    _, out = demo_output
+    for name in (
+        "table.md",
+        "table.csv",
+        "results.csv",
+        "results.json",
+        "summary.md",
+        "fig3_model_A.png",
+        "fig3_models.png",
+        "ecr.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    for png in ("fig3_model_A.png", "fig3_models.png", "ecr.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name[0] for p in (out / "models").glob("*.model")) == list(MODELS)
+    xab = out / "xab_test"
+    assert (xab / "manifest.csv").exists() and (xab / "xab_key.csv").exists()
+    # 2 speaking + 2 not (§4.2), or fewer where fewer clips were attacked: how many depends on the
+    # trained models, so on the CPU and the thread count; the summary says how many per class
+    per_class = int(
+        re.search(r"(\d+) speaking \+ \1 not speaking", (out / "summary.md").read_text())[1]
+    )
+    trials = 2 * min(2, per_class)
+    assert len(list((xab / "xab").glob("trial_*/X.wav"))) == trials
+    assert len(list((xab / "xab").glob("trial_*/X.gif"))) == trials  # pillow comes with matplotlib
+    assert len(list((out / "results").glob("*.jsonl"))) == 7  # 5 models + 2 extras
+
+
+@pytest.mark.slow  # runs the demo (its fixture)
+def test_demo_table_has_every_row_and_column(demo_output) -> None:
+    _, out = demo_output
+    with open(out / "table.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["model"] for r in rows] == list(MODELS)
+    columns = {"model", "loss", "adversarial_training", "clean_map", "eps_av"}
+    columns |= {"clean_map_low", "clean_map_high"}  # bootstrap intervals over the clips
+    columns |= {f"{r}_{k}" for r in RULES for k in ("ecr_audio", "ecr_visual", "map")}
+    columns |= {f"{r}_map_{b}" for r in RULES for b in ("low", "high")}
+    assert set(rows[0]) == columns
+    for row in rows:
+        assert 0 <= float(row["clean_map"]) <= 100
+        for rule in RULES:
+            assert 0 <= float(row[f"{rule}_map"]) <= 100
+            assert float(row[f"{rule}_ecr_audio"]) >= 0 and float(row[f"{rule}_ecr_visual"]) >= 0
+    assert [r["adversarial_training"] for r in rows] == ["no", "BIM", "no", "no", "BIM"]
+    assert rows[3]["loss"] == "CE_all + L1 + L4" and rows[2]["loss"] == "CE_all + L1"
+    table = (out / "table.md").read_text()
+    for key in MODELS:
+        assert f"| ({key})" in table
+    for rule in RULES:
+        for col in ("A(ECR)", "V(ECR)", "mAP (%)"):
+            assert f"{rule.upper()} {col}" in table
+    assert "Clean mAP (%)" in table and "Adv. training" in table
+
+
+@pytest.mark.slow  # runs the demo (its fixture)
+def test_demo_results_and_summary(demo_output) -> None:
+    preset, out = demo_output
+    n_eps = len(avrobust.demo.PRESETS[preset].eps_grid)
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    # models x rules x modality sets x eps, + the extras: inference-aware (3 rules at the table's
+    # eps) and transfer (PGD at every eps)
+    assert len(rows) == 5 * 3 * 3 * n_eps + 3 + n_eps
+    for row in rows:
+        assert 0 <= float(row["map_adv"]) <= 100 and 0 <= float(row["success_rate"]) <= 1
+    assert {r["attacked"] for r in rows} == {"audio", "visual", "audio+visual"}
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["reports"]) == set(MODELS) and set(saved["extras"]) == {
+        "inference",
+        "transfer",
+    }
+    assert all(0 <= v <= 1 for v in saved["clean_map"].values())
+    summary = (out / "summary.md").read_text()
+    assert "Which of the paper's findings held here" in summary and "Wall time" in summary
+    findings = [line for line in summary.splitlines() if line.startswith("- **")]
+    assert len(findings) >= 12
+    assert all(line[4:].split("**")[0] in VERDICTS for line in findings)
+    # the findings as data (results.json) are what the summary lists
+    saved_findings = saved["findings"]
+    assert [f"- **{f['verdict']}**: {f['claim']} {f['evidence']}." for f in saved_findings] == (
+        findings
+    )
+    assert all(f["name"] and f["verdict"] in VERDICTS for f in saved_findings)
+
+
+@pytest.mark.slow  # runs the demo (its fixture)
+def test_demo_rerun_only_reads_its_caches(demo_run, monkeypatch, capsys) -> None:
+    _, out = demo_run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached model was trained again")
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("a finished cell was computed again")
+
+    evaluate = avrobust.demo.pipeline.evaluate
+
+    def evaluate_without_new_cells(*args, **kwargs):
+        return evaluate(*args, on_cell=no_attack, **kwargs)  # called for each computed cell
+
+    monkeypatch.setattr(avrobust.demo.training, "train_model", no_training)
+    monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", evaluate_without_new_cells)
+    assert main(["demo", "--preset", "test", "--out", str(out), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("loaded from cache") == 5
+    assert "Table 1 (demo)" in printed and "| (E)" in printed and "Push-Pull findings" in printed
+
+
+def test_demo_config_replace_rebuilds_models_and_names_unknown_settings() -> None:
+    config = avrobust.demo.PRESETS["quick"].replace(avil_pair=("l2", "l3"))
+    assert config.train_steps == avrobust.demo.PRESETS["quick"].train_steps
+    assert config.models[3].avil_terms == ("l2", "l3")  # (D) rebuilt from the new AVIL pair
+    with pytest.raises(TypeError, match=r"DemoConfig: unknown field\(s\) \['epochs'\]; known:"):
+        config.replace(epochs=3)
+
+
+@pytest.mark.slow  # runs the demo (its fixture)
+def test_evaluate_a_demo_checkpoint(demo_run, tmp_path, capsys) -> None:
+    _, out = demo_run
+    checkpoint = next((out / "models").glob("A-*.model"))
+    args = [
+        "evaluate",
+        "--checkpoint",
+        str(checkpoint),
+        "--model",
+        "tiny",
+        "--face-size",
+        "16",
+        "--data",
+        "synthetic:12",
+        "--rules",
+        "pgd",
+        "--eps",
+        "50",
+        "--modalities",
+        "audio+visual",
+        "--steps",
+        "1",
+        "--select",
+        "all",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--threads",
+        "1",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "audio+visual" in printed and "mAP adv" in printed
+    for name in ("results.jsonl", "report.csv", "report.json", "report.txt", "report_map.png"):
+        assert (tmp_path / name).exists(), name
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["clean"]["samples_total"] == 12 and len(report["cells"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["evaluate", "--checkpoint", "missing.model", "--data", "synthetic"],
+            "--checkpoint: file not found: missing.model",
+        ),
+        (["evaluate", "--data", "synthetic"], "the following arguments are required: --checkpoint"),
+        (
+            ["evaluate", "--checkpoint", "{ckpt}", "--data", "/no/such/folder"],
+            "--data: expected an AVA folder",
+        ),
+        (
+            ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--rules", "pgd,cw"],
+            "--rules: expected names among fgsm,bim,mim,pgd, got ['cw']",
+        ),
+        (
+            ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--eps", "0,5"],
+            "argument --eps: expected a comma-separated list of eps_av values in (0, 100000]",
+        ),
+        (
+            ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--eps", "a,b"],
+            "argument --eps: expected a comma-separated list of eps_av values in (0, 100000] "
+            "(at 20000 the budgets already cover the whole audio and video ranges), got 'a,b'",
+        ),
+        (
+            [
+                "evaluate",
+                "--checkpoint",
+                "{ckpt}",
+                "--data",
+                "synthetic",
+                "--modalities",
+                "audio+depth",
+            ],
+            "--modalities: expected audio, visual or audio+visual, got 'audio+depth'",
+        ),
+        (
+            ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--steps", "0"],
+            "expected a positive integer, got '0'",
+        ),
+        (
+            ["demo", "--eps", "5,20", "--table-eps", "7"],
+            "--table-eps: must be one of the eps grid ['5', '20'], got 7",
+        ),
+        (
+            ["demo", "--avil-pair", "l1,l9"],
+            "--avil-pair: expected AVIL terms among l1,l2,l3,l4, got ['l9']",
+        ),
+        (["demo", "--quick", "--preset", "test"], "--quick contradicts --preset test"),
+        (["attack"], "invalid choice: 'attack'"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(argv, message, tmp_path, capsys) -> None:
+    ckpt = tmp_path / "w.model"
+    ckpt.write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_info:
+        main([a.replace("{ckpt}", str(ckpt)) for a in argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_runtime_errors_exit_1_with_the_reason(tmp_path, capsys) -> None:
+    not_a_checkpoint = tmp_path / "notes.model"
+    not_a_checkpoint.write_text("hello")
+    code = main(
+        ["evaluate", "--checkpoint", str(not_a_checkpoint), "--data", "synthetic", "--quiet"]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("avrobust evaluate: error:") and "is not a PyTorch checkpoint" in err
+    empty = tmp_path / "ava"
+    empty.mkdir()
+    checkpoint = tmp_path / "tiny.model"
+    from avrobust.models import TalkNet
+
+    TalkNet("tiny", face_size=16).save_checkpoint(checkpoint)
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--model",
+            "tiny",
+            "--data",
+            str(empty),
+            "--quiet",
+        ]
+    )
+    assert code == 1 and "val_loader.csv is missing" in capsys.readouterr().err
+
+
+def test_help_and_version(capsys) -> None:
+    assert main([]) == 2
+    assert "avrobust demo" in capsys.readouterr().out
+    for argv in (["--help"], ["demo", "--help"], ["evaluate", "--help"], ["--version"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "--quick" in printed and "--checkpoint FILE" in printed and "avrobust 0.1.0" in printed
+    assert "--preset" not in printed  # the test preset stays hidden
