@@ -4,10 +4,11 @@ The contract: models are called as ``model(**inputs)`` with ``inputs: dict[str, 
 modality name and return :class:`AVOutput`; :func:`wrap` gives any ``nn.Module`` that contract.
 """
 
-from . import defenses, losses, metrics
+from . import defenses, losses, metrics, transforms
 from ._types import AttackResult, AVOutput
 from .adapters import WrappedModel, wrap
 from .attacks import (
+    APGD,
     BIM,
     FGSM,
     L2,
@@ -15,9 +16,15 @@ from .attacks import (
     PGD,
     Budget,
     CrossEntropyObjective,
+    DLRObjective,
+    Ensemble,
     Linf,
+    MarginObjective,
     MultimodalAttack,
+    SquareAttack,
     StepRule,
+    default_ensemble,
+    feature_budgets,
     preserve_model_state,
     push_pull_budgets,
     snr_eps,
@@ -29,12 +36,14 @@ from .defenses import (
     adversarial_batch,
     modality_mixup,
 )
+from .diagnostics import Diagnosis, diagnose
 from .evaluation import CellResult, EvaluationReport, Grid, Measures, Selection, Store, evaluate
 from .losses import AVILoss, MinSimLoss
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "APGD",
     "BIM",
     "FGSM",
     "L2",
@@ -48,26 +57,35 @@ __all__ = [
     "Budget",
     "CellResult",
     "CrossEntropyObjective",
+    "DLRObjective",
+    "Diagnosis",
+    "Ensemble",
     "EvaluationReport",
     "FeatureMemory",
     "Grid",
     "Linf",
+    "MarginObjective",
     "Measures",
     "MinSimLoss",
     "MultimodalAttack",
     "Selection",
+    "SquareAttack",
     "StepRule",
     "Store",
     "WrappedModel",
     "__version__",
     "adversarial_batch",
+    "default_ensemble",
     "defenses",
+    "diagnose",
     "evaluate",
+    "feature_budgets",
     "losses",
     "metrics",
     "modality_mixup",
     "preserve_model_state",
     "push_pull_budgets",
     "snr_eps",
+    "transforms",
     "wrap",
 ]

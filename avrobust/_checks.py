@@ -216,6 +216,17 @@ def check_finite_tensor(value: Tensor, name: str) -> Tensor:
     return value
 
 
+def check_labels_batch(labels: Any, batch: int) -> Tensor:
+    """Return ``labels`` if it is a tensor whose first dimension is ``batch`` (the inputs')."""
+    check_tensor(labels, "labels")
+    if labels.ndim == 0 or labels.shape[0] != batch:
+        raise ValueError(
+            f"labels: expected a batch dimension of {batch} (as the inputs), "
+            f"got shape {tuple(labels.shape)}"
+        )
+    return labels
+
+
 def check_tensor_dict(value: Any, name: str) -> dict[str, Tensor]:
     """Check a non-empty ``dict[str, Tensor]`` whose tensors share the batch size (dim 0).
 

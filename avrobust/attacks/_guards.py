@@ -8,33 +8,67 @@ Nothing here is public. :class:`avrobust.MultimodalAttack` uses
 - :class:`Diagnostics`: per-call counters of non-finite gradient elements, modalities that never
   receive a gradient and samples whose logits turn NaN/Inf, kept as tensors on the inputs' device
   (no device sync per step) and read once at the end of the call, which warns once per finding;
-- :class:`Candidates`: per sample, the best adversarial candidate seen, never one whose logits or
-  objective are NaN.
+- :func:`finite_extremes`: the input checks' one pass for finiteness and bounds.
+
+The candidates (:class:`~avrobust.attacks._candidates.Candidates`) live in ``_candidates.py``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import describe
+from .._checks import check_finite_tensor, describe
 from .budgets import _DEFAULT_ALPHA_FACTOR, Budget
 
 __all__ = [
-    "Candidates",
     "Diagnostics",
     "check_clean_logits",
     "check_input_dtypes",
     "check_logits",
+    "finite_extremes",
     "finite_rows",
     "gradients",
+    "preserve_model_state",
+    "random_starts",
     "restart_generator",
     "warn_batchnorm_in_training",
     "warn_below_resolution",
 ]
+
+
+@contextmanager
+def preserve_model_state(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
+    """Run a block with ``model`` in ``mode`` and leave it exactly as it was afterwards.
+
+    Every submodule's ``training`` flag is recorded and restored one by one (so a model whose
+    parts are in mixed modes keeps its mix), and every buffer (BatchNorm running statistics,
+    ``num_batches_tracked``) is copied back, so even a forward in training mode leaves no trace.
+    Parameters, their ``requires_grad`` flags and ``.grad`` are never touched here.
+
+    Args:
+        model: the model.
+        mode: ``"eval"`` puts the whole model in eval mode for the block; ``"current"`` leaves
+            the flags as they are (dropout stays active in a model left in training mode).
+    """
+    flags = [(module, module.training) for module in model.modules()]
+    saved = [(buf, buf.detach().clone()) for buf in model.buffers()]
+    try:
+        if mode == "eval":
+            model.eval()
+        yield model
+    finally:
+        with torch.no_grad():
+            for buf, copy in saved:
+                buf.copy_(copy)
+        for module, flag in flags:
+            module.training = flag
+
 
 _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads restart indices over the seed space
 
@@ -43,6 +77,36 @@ def restart_generator(seed: int, restart: int) -> torch.Generator:
     """The CPU generator of one restart's random start: seeded from the attack's seed and the
     restart's index alone, so a restart draws the same start however restarts are chunked."""
     return torch.Generator().manual_seed((seed + restart * _GOLDEN) % 2**64)
+
+
+def random_starts(
+    budgets: Mapping[str, Budget],
+    x0: Mapping[str, Tensor],
+    eps: Mapping[str, Tensor],
+    restarts: range,
+    seed: int,
+) -> dict[str, Tensor]:
+    """Each restart's random start from its own generator: the same whatever the chunking.
+
+    ``x0[n]`` holds ``len(restarts)`` copies of the batch, one after the other."""
+    batch = next(iter(x0.values())).shape[0] // len(restarts)
+    parts: dict[str, list[Tensor]] = {n: [] for n in eps}
+    for i, restart in enumerate(restarts):
+        gen, rows = restart_generator(seed, restart), slice(i * batch, (i + 1) * batch)
+        for n in eps:
+            parts[n].append(budgets[n].random_start(x0[n][rows], eps[n][rows], gen))
+    return {n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()}
+
+
+def finite_extremes(x: Tensor, name: str) -> tuple[float, float]:
+    """``(min, max)`` of a floating tensor in one pass, raising as ``check_finite_tensor`` does
+    (with the count) when it holds NaN/Inf: the extremes are NaN or infinite exactly then."""
+    if x.numel() == 0:
+        return 0.0, 0.0
+    low, high = (float(v) for v in torch.aminmax(x.detach()))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        check_finite_tensor(x, name)
+    return low, high
 
 
 def finite_rows(logits: Tensor) -> Tensor:
@@ -213,7 +277,12 @@ class Diagnostics:
         """The gradient with its NaN/Inf elements set to 0 (and counted); zeros for ``None``."""
         if grad is None:
             return torch.zeros_like(like)
-        # the fastest CPU kernels for this (isfinite is 10x slower): g - g is NaN exactly where
+        if grad.device.type == "cpu":  # reading a CPU scalar costs no sync: check, then skip
+            largest = grad.abs().amax()  # NaN if any element is NaN, Inf if any is +-Inf
+            if bool(torch.isfinite(largest)):
+                self.moved[name] |= largest > 0
+                return grad
+        # the fastest kernels for this (isfinite is 10x slower): g - g is NaN exactly where
         # g is NaN or +-Inf (not in place: autograd may hand back an expanded tensor)
         self.nonfinite[name] += torch.count_nonzero(grad - grad)
         grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
@@ -258,41 +327,3 @@ class Diagnostics:
                 f"successful attacks{tail}",
                 stacklevel=stacklevel,
             )
-
-
-class Candidates:
-    """Keeps, per sample, the adversarial candidate with the highest objective seen so far.
-
-    A candidate whose logits hold NaN/Inf or whose objective is NaN scores ``-inf``: it is kept
-    only when nothing else was offered for that sample.
-    """
-
-    def __init__(self) -> None:
-        self.score: Tensor | None = None
-        self.loss: Tensor | None = None
-        self.inputs: dict[str, Tensor] = {}
-        self.logits: Tensor | None = None
-
-    def offer(self, loss: Tensor, inputs: Mapping[str, Tensor], logits: Tensor) -> None:
-        valid = finite_rows(logits) & ~torch.isnan(loss)
-        score = torch.where(valid, loss, torch.full_like(loss, -float("inf")))
-        if self.score is None or self.loss is None or self.logits is None:
-            self.score, self.loss, self.logits = score, loss, logits
-            self.inputs = {n: x.detach() for n, x in inputs.items()}
-            return
-        better = score > self.score
-        self.score = torch.where(better, score, self.score)
-        self.loss = torch.where(better, loss, self.loss)
-        self.logits = torch.where(
-            better.view((-1,) + (1,) * (logits.ndim - 1)), logits, self.logits
-        )
-        for n, x in inputs.items():
-            mask = better.view((-1,) + (1,) * (x.ndim - 1))
-            self.inputs[n] = torch.where(mask, x.detach(), self.inputs[n])
-
-    def part(self, index: slice) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """``(loss, inputs, logits)`` of the samples in ``index``."""
-        if self.loss is None or self.logits is None:
-            raise RuntimeError("no candidate was offered")  # unreachable: every run offers one
-        inputs = {n: x[index] for n, x in self.inputs.items()}
-        return self.loss[index], inputs, self.logits[index]

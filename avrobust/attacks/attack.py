@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -12,59 +11,32 @@ from torch import Tensor, nn
 from .._checks import (
     check_bool,
     check_choice,
-    check_finite_tensor,
     check_int,
-    check_tensor,
+    check_labels_batch,
     check_tensor_dict,
     describe,
 )
 from .._types import AttackResult, AVOutput
 from ..adapters import as_avoutput
+from ._candidates import Candidates, mean_over_passes, successes
 from ._guards import (
-    Candidates,
     Diagnostics,
     check_clean_logits,
     check_input_dtypes,
     check_logits,
+    finite_extremes,
     finite_rows,
     gradients,
-    restart_generator,
+    preserve_model_state,
+    random_starts,
     warn_batchnorm_in_training,
     warn_below_resolution,
 )
 from .budgets import Budget, as_budgets
 from .objectives import Objective, as_objective, check_labels
-from .rules import StepRule, as_rule
+from .rules import StepContext, StepRule, as_rule
 
 __all__ = ["MultimodalAttack", "preserve_model_state"]
-
-
-@contextmanager
-def preserve_model_state(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
-    """Run a block with ``model`` in ``mode`` and leave it exactly as it was afterwards.
-
-    Every submodule's ``training`` flag is recorded and restored one by one (so a model whose
-    parts are in mixed modes keeps its mix), and every buffer (BatchNorm running statistics,
-    ``num_batches_tracked``) is copied back, so even a forward in training mode leaves no trace.
-    Parameters, their ``requires_grad`` flags and ``.grad`` are never touched here.
-
-    Args:
-        model: the model.
-        mode: ``"eval"`` puts the whole model in eval mode for the block; ``"current"`` leaves
-            the flags as they are (dropout stays active in a model left in training mode).
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    saved = [(buf, buf.detach().clone()) for buf in model.buffers()]
-    try:
-        if mode == "eval":
-            model.eval()
-        yield model
-    finally:
-        with torch.no_grad():
-            for buf, copy in saved:
-                buf.copy_(copy)
-        for module, flag in flags:
-            module.training = flag
 
 
 def _repeat(x: Tensor, times: int) -> Tensor:
@@ -76,8 +48,8 @@ class MultimodalAttack:
 
     One loop for every rule: start (clean input, or a random point of each budget's ball) →
     forward → objective → ``torch.autograd.grad`` w.r.t. the attacked inputs only → the rule's
-    update direction → each budget's step, projection onto its ball and clamp into its valid
-    range. All attacked modalities move together in each step (the joint attack of Push-Pull
+    update (by default: its direction, then each budget's step, projection onto its ball and
+    clamp into its valid range; APGD moves all modalities itself). All attacked modalities move together in each step (the joint attack of Push-Pull
     eq. 5), each with its own ``eps``, step size and range.
 
     Whatever the model does, the returned inputs are finite and inside each budget's ball and
@@ -97,11 +69,14 @@ class MultimodalAttack:
             a budget, or with ``eps`` 0, is not attacked and comes back bit-identical (``{}`` just
             scores the clean inputs). A bare number is read as an unbounded ``Linf``.
         rule: :class:`avrobust.FGSM`, :class:`avrobust.BIM`, :class:`avrobust.MIM`,
-            :class:`avrobust.PGD`, or their names ``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``.
+            :class:`avrobust.PGD`, :class:`avrobust.APGD`, or their names ``"fgsm"``, ``"bim"``,
+            ``"mim"``, ``"pgd"``, ``"apgd"``.
         steps: iterations (>= 1); FGSM always takes one.
         objective: ``"training"`` (weighted cross-entropy over the logits and every extra head;
             head weights from ``model.head_weights`` when present, else 1.0 — TalkNet's are 0.4),
-            ``"inference"`` (logits only), or a callable ``(AVOutput, labels) -> (B,)`` returning
+            ``"inference"`` (logits only), ``"margin"`` (:class:`avrobust.MarginObjective`, the
+            Carlini–Wagner margin), ``"dlr"`` (:class:`avrobust.DLRObjective`, its targeted form
+            when ``targeted``), or a callable ``(AVOutput, labels) -> (B,)`` returning
             per-sample losses. The attack maximises it (gradient of its sum over the batch, so
             each sample's update is independent of the others).
         targeted: ``labels`` are target classes and the attack minimises the objective towards them.
@@ -117,6 +92,11 @@ class MultimodalAttack:
             statistics) is restored afterwards.
         max_batch: the most samples per forward when restarts are batched: ``R`` restarts of a
             batch of ``B`` run in chunks of ``max(1, max_batch // B)`` restarts. ``None``: all at once.
+        eot_samples: expectation over transformation (Athalye et al., 2018) for randomised
+            models or defenses: every evaluation runs ``eot_samples`` forward (and backward)
+            passes one after the other, and the attack uses their mean gradient, mean objective
+            and mean logits (also for the clean inputs, the best candidate and the result).
+            Works with every rule. ``1`` (default) is one pass, exactly as without it.
 
     Raises:
         ValueError, TypeError: on bad arguments, each naming the argument, what was expected and
@@ -147,6 +127,7 @@ class MultimodalAttack:
         keep: str = "best",
         model_mode: str = "eval",
         max_batch: int | None = None,
+        eot_samples: int = 1,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {describe(model)}")
@@ -159,15 +140,16 @@ class MultimodalAttack:
         self.rule = as_rule(rule)
         self.budgets = as_budgets(budgets)
         self.steps = check_int(steps, "steps", min_value=1)
-        self.objective = as_objective(objective, model)
         check_bool(targeted, "targeted")
         self.targeted = targeted
+        self.objective = as_objective(objective, model, targeted=targeted)
         self.seed = None if seed is None else check_int(seed, "seed", min_value=0)
         self.keep = check_choice(keep, "keep", ("best", "last"))
         self.model_mode = check_choice(model_mode, "model_mode", ("eval", "current"))
         self.max_batch = (
             None if max_batch is None else check_int(max_batch, "max_batch", min_value=1)
         )
+        self.eot_samples = check_int(eot_samples, "eot_samples", min_value=1)
 
     def __repr__(self) -> str:
         return (
@@ -190,28 +172,27 @@ class MultimodalAttack:
                     f"{sorted(inputs)}"
                 )
         attacked = [n for n in inputs if n in self.budgets and not self.budgets[n].is_zero]
+        extremes = {}
         for name, x in inputs.items():
             if x.is_floating_point():
-                check_finite_tensor(x, f"inputs[{name!r}]")
-            elif name in attacked:
-                check_tensor(x, f"inputs[{name!r}]", floating=True)
+                extremes[name] = finite_extremes(x, f"inputs[{name!r}]")
+            elif name in attacked:  # uint8 frames: perturbing needs floats (issue 12)
+                raise TypeError(
+                    f"inputs[{name!r}]: expected a floating-point tensor (an attacked input is "
+                    f"perturbed in floats), got dtype {x.dtype}; pass floats in the same range "
+                    f"(uint8 frames as x.float(), values 0-255, bounds (0, 255)); a model that "
+                    f"wants another "
+                    f"form converts inside: avrobust.wrap(model, transforms={{{name!r}: ...}})"
+                )
         for name in attacked:
-            bounds = self.budgets[name].bounds
-            x = inputs[name]
-            if bounds is not None and (float(x.min()) < bounds[0] or float(x.max()) > bounds[1]):
+            bounds, (low, high) = self.budgets[name].bounds, extremes[name]
+            if bounds is not None and (low < bounds[0] or high > bounds[1]):
                 raise ValueError(
                     f"inputs[{name!r}]: values must lie inside budgets[{name!r}].bounds = "
-                    f"({bounds[0]:g}, {bounds[1]:g}), got min {float(x.min()):g}, "
-                    f"max {float(x.max()):g}"
+                    f"({bounds[0]:g}, {bounds[1]:g}), got min {low:g}, max {high:g}"
                 )
         check_input_dtypes(self.model, inputs)
-        check_tensor(labels, "labels")
-        batch = next(iter(inputs.values())).shape[0]
-        if labels.ndim == 0 or labels.shape[0] != batch:
-            raise ValueError(
-                f"labels: expected a batch dimension of {batch} (as the inputs), "
-                f"got shape {tuple(labels.shape)}"
-            )
+        check_labels_batch(labels, next(iter(inputs.values())).shape[0])
         return inputs, labels, attacked
 
     # ------------------------------------------------------------------ the loop
@@ -280,12 +261,13 @@ class MultimodalAttack:
         clean_loss: Tensor | None = None
         if self.rule.random_start or not attacked:  # else the first step evaluates the clean inputs
             with torch.no_grad():
-                out = self._forward(clean, batch)
-                check_clean_logits(out.logits)
-                labels = check_labels(labels, out.logits)
-                clean_loss = self._score(out, labels).detach()
+                labels, clean_loss, logits, _ = self._evaluate(
+                    clean, labels, [], diagnostics, first=True
+                )
+            check_clean_logits(logits)
             if self.keep == "best" or not attacked:
-                best.offer(clean_loss, {n: clean[n] for n in attacked}, out.logits.detach())
+                hit = self._hits(logits, labels)
+                best.offer(clean_loss, {n: clean[n] for n in attacked}, logits, hit)
         for start in range(0, restarts if attacked else 0, chunk):
             r = min(chunk, restarts - start)
             found, first_loss = self._run_chunk(
@@ -297,17 +279,35 @@ class MultimodalAttack:
                 best.offer(*found.part(slice(i * batch, (i + 1) * batch)))
         return self._result(clean, labels, best, clean_loss, diagnostics), diagnostics
 
-    def _random_starts(
-        self, x0: dict[str, Tensor], eps: dict[str, Tensor], restarts: range, seed: int
-    ) -> dict[str, Tensor]:
-        """Each restart's start from its own generator: the same whatever the chunking."""
-        batch = next(iter(x0.values())).shape[0] // len(restarts)
-        parts: dict[str, list[Tensor]] = {n: [] for n in eps}
-        for i, restart in enumerate(restarts):
-            gen, rows = restart_generator(seed, restart), slice(i * batch, (i + 1) * batch)
-            for n in eps:
-                parts[n].append(self.budgets[n].random_start(x0[n][rows], eps[n][rows], gen))
-        return {n: torch.cat(p) if len(p) > 1 else p[0] for n, p in parts.items()}
+    def _hits(self, logits: Tensor, labels: Tensor) -> Tensor | None:
+        """Per-sample success, for rules whose best candidate is a successful one first."""
+        prefer = getattr(self.rule, "prefer_success", False)
+        return successes(logits, labels, self.targeted)[0] if prefer else None
+
+    def _evaluate(
+        self,
+        x: dict[str, Tensor],
+        y: Tensor,
+        attacked: list[str],
+        diagnostics: Diagnostics,
+        *,
+        first: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor, list[Tensor | None]]:
+        """The objective at ``x`` over ``eot_samples`` passes: ``(labels, loss, logits, grads)``,
+        each the mean over the passes (detached); ``grads`` w.r.t. ``x[attacked]`` (``None``
+        where no pass reached a modality). ``first`` checks the labels against the logits."""
+        losses, logits, grads = [], [], []
+        for _ in range(self.eot_samples):
+            out = self._forward(x, y.shape[0])
+            if first:
+                y, first = check_labels(y, out.logits), False
+            diagnostics.logits(out.logits)
+            loss = self._score(out, y)
+            if attacked:
+                grads.append(gradients(loss, out.logits, [x[n] for n in attacked]))
+            losses.append(loss.detach())
+            logits.append(out.logits.detach())
+        return (y, *mean_over_passes(losses, logits, grads, len(attacked)))
 
     def _run_chunk(
         self,
@@ -324,40 +324,36 @@ class MultimodalAttack:
         steps = self.rule.fixed_steps or self.steps
         single = self.rule.fixed_steps == 1
         eps = {n: self.budgets[n].radius(x0[n], r) for n in attacked}
-        alpha = {n: self.budgets[n].step_size(x0[n], steps, r, single) for n in attacked}
-        project = {n: self.budgets[n].ball(x0[n], eps[n]) for n in attacked}
+        run = StepContext(
+            budgets={n: self.budgets[n] for n in attacked},
+            eps=eps,
+            alpha={n: self.budgets[n].step_size(x0[n], steps, r, single) for n in attacked},
+            project={n: self.budgets[n].ball(x0[n], eps[n]) for n in attacked},
+            steps=steps,
+            states={n: {} for n in attacked},
+        )
         x = dict(x0)
         if self.rule.random_start:
-            for n, start in self._random_starts(x0, eps, restarts, seed).items():
-                x[n] = project[n](start)
-        states: dict[str, dict[str, Tensor]] = {n: {} for n in attacked}
+            for n, start in random_starts(self.budgets, x0, eps, restarts, seed).items():
+                x[n] = run.project[n](start)
         found = Candidates()
         first_loss: Tensor | None = None
         for t in range(steps):
             for n in attacked:
                 x[n] = x[n].detach().requires_grad_(True)
-            out = self._forward(x, y.shape[0])
-            if t == 0:
-                y = check_labels(y, out.logits)
-                if not self.rule.random_start:  # the first iterate is the clean input
-                    check_clean_logits(out.logits)
-            diagnostics.logits(out.logits)
-            loss = self._score(out, y)
-            if t == 0 and not self.rule.random_start:
-                first_loss = loss.detach()[: labels.shape[0]]
+            y, loss, logits, grads = self._evaluate(x, y, attacked, diagnostics, first=t == 0)
+            if t == 0 and not self.rule.random_start:  # the first iterate is the clean input
+                check_clean_logits(logits)
+                first_loss = loss[: labels.shape[0]]
             if self.keep == "best":
-                found.offer(loss.detach(), {n: x[n] for n in attacked}, out.logits.detach())
-            grads = gradients(loss, out.logits, [x[n] for n in attacked])
+                found.offer(loss, {n: x[n] for n in attacked}, logits, self._hits(logits, y))
             with torch.no_grad():
-                for n, g in zip(attacked, grads):
-                    d = self.rule.direction(diagnostics.gradient(n, g, x[n]), states[n])
-                    x[n] = project[n](self.budgets[n].step(x[n].detach(), d, alpha[n]))
+                g = {n: diagnostics.gradient(n, gn, x[n]) for n, gn in zip(attacked, grads)}
+                run.step = t
+                x.update(self.rule.update({n: x[n].detach() for n in attacked}, g, loss, run))
         with torch.no_grad():
-            out = self._forward(x, y.shape[0])
-            diagnostics.logits(out.logits)
-            found.offer(
-                self._score(out, y).detach(), {n: x[n] for n in attacked}, out.logits.detach()
-            )
+            y, loss, logits, _ = self._evaluate(x, y, [], diagnostics)
+        found.offer(loss, {n: x[n] for n in attacked}, logits, self._hits(logits, y))
         return found, first_loss
 
     def _result(
@@ -368,19 +364,14 @@ class MultimodalAttack:
         clean_loss: Tensor | None,
         diagnostics: Diagnostics,
     ) -> AttackResult:
-        loss, chosen, logits = best.part(slice(None))
+        loss, chosen, logits, _ = best.part(slice(None))
         adv = {
             n: chosen[n] if n in chosen and chosen[n].data_ptr() != x.data_ptr() else x.clone()
             for n, x in clean.items()
         }
         labels = check_labels(labels, logits)
-        pred = logits.argmax(dim=-1)
-        hit = pred == labels if self.targeted else pred != labels
-        finite = finite_rows(logits)  # NaN/Inf logits never count as a success
-        diagnostics.final_bad = (~finite).sum()
-        hit = hit & finite.view((-1,) + (1,) * (hit.ndim - 1))
-        frame_success = hit if hit.ndim == 2 else None
-        success = hit if hit.ndim == 1 else hit.float().mean(dim=1) > 0.5
+        diagnostics.final_bad = (~finite_rows(logits)).sum()
+        success, frame_success = successes(logits, labels, self.targeted)
         sign = -1.0 if self.targeted else 1.0
         return AttackResult(
             inputs=adv,

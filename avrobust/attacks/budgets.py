@@ -25,15 +25,11 @@ from .._checks import (
     check_tensor,
     describe,
 )
+from ._radii import batch_view, check_radius, shape_radius
 
 __all__ = ["L2", "Budget", "Linf", "push_pull_budgets", "snr_eps"]
 
 _DEFAULT_ALPHA_FACTOR = 2.5  # alpha = 2.5 * eps / steps (Madry et al. 2018), see Budget.step_size
-
-
-def _batch_view(values: Tensor, like: Tensor) -> Tensor:
-    """Reshape per-sample values ``(N,)`` to ``(N, 1, ..., 1)`` so they broadcast over ``like``."""
-    return values.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
 def _flat_norm(x: Tensor, p: float) -> Tensor:
@@ -47,9 +43,12 @@ class Budget(ABC):
 
     Args:
         eps: the radius of the ball around the clean input, in the input's own units
-            (e.g. waveform amplitude in [-1, 1], or pixel levels in 0–255). A float, or a
-            tensor ``(B,)`` of per-sample radii (see :func:`snr_eps`). ``0`` means "not attacked".
-        alpha: the step size per iteration, same units as ``eps``. ``None`` picks
+            (e.g. waveform amplitude in [-1, 1], or pixel levels in 0–255). A float, a
+            tensor ``(B,)`` of per-sample radii (see :func:`snr_eps`), or, for :class:`Linf`
+            only, a tensor ``(1, *dims)`` of per-dimension radii shared by every sample and
+            broadcast against each one (``(1, D)`` for features ``(B, D)`` or ``(B, T, D)``; see
+            :func:`~avrobust.attacks.feature_budgets`). ``0`` means "not attacked".
+        alpha: the step size per iteration, same units and forms as ``eps``. ``None`` picks
             ``2.5 * eps / steps`` for iterative rules (Madry et al., 2018) and ``eps`` for FGSM.
         bounds: the valid input range ``(low, high)``, e.g. ``(-1, 1)`` or ``(0, 255)``; every
             iterate is clamped into it. ``None`` leaves the range open.
@@ -62,6 +61,7 @@ class Budget(ABC):
     """
 
     norm: ClassVar[str]
+    per_dimension: ClassVar[bool] = False  # whether (1, *dims) per-dimension radii are accepted
 
     def __init__(
         self,
@@ -76,21 +76,8 @@ class Budget(ABC):
         )
         self.bounds = check_bounds(bounds, f"{cls}.bounds")
 
-    @staticmethod
-    def _check_radius(value: Any, name: str, *, strict: bool) -> float | Tensor:
-        if isinstance(value, Tensor) and value.ndim > 0:
-            check_tensor(value, name, ndims=(1,))
-            if value.numel() == 0:
-                raise ValueError(
-                    f"{name}: expected a number or one value per sample, got an empty tensor"
-                )
-            check_finite_tensor(value.detach().float(), name)
-            low = float(value.min())
-            if low < 0 or (strict and low == 0):
-                op = ">" if strict else ">="
-                raise ValueError(f"{name}: every entry must be {op} 0, got min {low:g}")
-            return value.detach()
-        return check_number(value, name, min_value=0.0, strict=strict)
+    def _check_radius(self, value: Any, name: str, *, strict: bool) -> float | Tensor:
+        return check_radius(value, name, strict=strict, per_dimension=self.per_dimension)
 
     def __repr__(self) -> str:
         eps = describe(self.eps) if isinstance(self.eps, Tensor) else f"{self.eps:g}"
@@ -105,30 +92,21 @@ class Budget(ABC):
         return self.eps == 0
 
     def radius(self, x: Tensor, repeats: int = 1) -> Tensor:
-        """``eps`` as a tensor ``(N, 1, ..., 1)`` for a batch ``x`` of ``N = repeats * B`` samples."""
+        """``eps`` for a batch ``x`` of ``N = repeats * B`` samples: ``(N, 1, ..., 1)``, or
+        ``x.shape`` for per-dimension radii."""
         return self._per_sample(self.eps, x, repeats, "eps")
 
     def step_size(
         self, x: Tensor, steps: int, repeats: int = 1, single_step: bool = False
     ) -> Tensor:
-        """``alpha`` as a tensor ``(N, 1, ..., 1)``; the default is documented on the class."""
+        """``alpha`` shaped as :meth:`radius`; the default is documented on the class."""
         if self.alpha is not None:
             return self._per_sample(self.alpha, x, repeats, "alpha")
         eps = self.radius(x, repeats)
         return eps if single_step else eps * (_DEFAULT_ALPHA_FACTOR / steps)
 
     def _per_sample(self, value: float | Tensor, x: Tensor, repeats: int, what: str) -> Tensor:
-        n = x.shape[0]
-        if isinstance(value, Tensor) and value.ndim == 1:
-            if value.shape[0] * repeats != n:
-                raise ValueError(
-                    f"{type(self).__name__}.{what}: expected one value per sample "
-                    f"({n // repeats}), got {value.shape[0]}"
-                )
-            value = value.to(device=x.device, dtype=x.dtype).repeat(repeats)
-        else:
-            value = torch.full((n,), float(value), dtype=x.dtype, device=x.device)
-        return _batch_view(value, x)
+        return shape_radius(value, x, repeats, f"{type(self).__name__}.{what}")
 
     def clamp(self, x: Tensor) -> Tensor:
         """Clamp ``x`` into ``bounds`` (unchanged when ``bounds`` is ``None``)."""
@@ -161,15 +139,23 @@ class Budget(ABC):
 class Linf(Budget):
     r"""An :math:`L_\infty` budget: :math:`\|\delta\|_\infty \le \epsilon`, sign-gradient steps.
 
+    ``eps`` (and ``alpha``) may also be per-dimension, a tensor ``(1, *dims)``: the ball is then
+    the box :math:`|\delta_d| \le \epsilon_d`, the sign step moves coordinate ``d`` by
+    :math:`\alpha_d` and the random start is uniform over the box.
+
     Args: see :class:`Budget`.
 
     Example:
-        >>> import avrobust
+        >>> import avrobust, torch
         >>> avrobust.Linf(0.5, bounds=(0, 255))
         Linf(eps=0.5, alpha=None, bounds=(0.0, 255.0))
+        >>> avrobust.Linf(torch.tensor([[0.1, 0.2, 0.4]])).radius(torch.zeros(2, 3))
+        tensor([[0.1000, 0.2000, 0.4000],
+                [0.1000, 0.2000, 0.4000]])
     """
 
     norm = "linf"
+    per_dimension = True
 
     def step(self, x_adv: Tensor, direction: Tensor, alpha: Tensor) -> Tensor:
         return x_adv + alpha * direction.sign()
@@ -227,7 +213,7 @@ class L2(Budget):
         unit = g / _flat_norm(g, 2.0).clamp_min(torch.finfo(g.dtype).tiny)
         d = x[0].numel()
         r = torch.rand((x.shape[0],), generator=generator, dtype=x.dtype).to(x.device)
-        radius = _batch_view(r ** (1.0 / d), x) * eps
+        radius = batch_view(r ** (1.0 / d), x) * eps
         return self.clamp(x + unit * radius)
 
 

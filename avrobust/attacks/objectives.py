@@ -2,7 +2,9 @@
 
 Push-Pull §3.2 distinguishes the *training-aware* attacker, who maximises the model's full
 training loss (for TalkNet ``CE_av + 0.4 CE_a + 0.4 CE_v``, eq. 4), from the *inference-aware*
-attacker, who maximises the loss of the inference head alone (eq. 3).
+attacker, who maximises the loss of the inference head alone (eq. 3). Beside cross-entropy, the
+margin of Carlini & Wagner (2017) and the DLR loss of Croce & Hein (2020) score the logits only:
+they do not saturate once a sample is fooled, and DLR does not change when the logits are scaled.
 """
 
 from __future__ import annotations
@@ -10,13 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_number, describe
+from .._checks import check_bool, check_number, describe
 from .._types import AVOutput
 
-__all__ = ["CrossEntropyObjective", "Objective", "as_objective", "check_labels", "per_sample_ce"]
+__all__ = [
+    "CrossEntropyObjective",
+    "DLRObjective",
+    "MarginObjective",
+    "Objective",
+    "as_objective",
+    "check_labels",
+    "margin",
+    "per_sample_ce",
+]
+
+OBJECTIVE_NAMES = ("training", "inference", "margin", "dlr")
 
 Objective = Callable[[AVOutput, Tensor], Tensor]
 """An attack objective: ``(output, labels) -> (B,)`` per-sample losses, maximised by the attack."""
@@ -39,10 +53,13 @@ def check_labels(labels: Tensor, logits: Tensor, name: str = "labels") -> Tensor
         if labels.ndim == 1 and logits.ndim == 3 and labels.shape[0] == logits.shape[0]:
             labels = labels[:, None].expand(target)
         else:
+            if logits.ndim == 3:
+                wanted = f"{tuple(target)} (frame-level) or ({target[0]},) (clip-level)"
+            else:  # clip logits: frame labels would need frame logits (B, T, C)
+                wanted = f"{tuple(target)} (clip-level; frame labels need logits (B, T, C))"
             raise ValueError(
-                f"{name}: expected shape {tuple(target)} (frame-level) or "
-                f"({target[0]},) (clip-level) to match logits of shape {tuple(logits.shape)}, "
-                f"got {tuple(labels.shape)}"
+                f"{name}: expected shape {wanted} to match logits of shape "
+                f"{tuple(logits.shape)}, got {tuple(labels.shape)}"
             )
     num_classes = logits.shape[-1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
@@ -108,12 +125,132 @@ class CrossEntropyObjective:
         return f"CrossEntropyObjective(head_weights={heads}, logits_weight={self.logits_weight:g})"
 
 
-def as_objective(objective: Any, model: nn.Module) -> Objective:
+def margin(logits: Tensor, labels: Tensor) -> Tensor:
+    r"""The Carlini–Wagner margin per row: :math:`\max_{i \ne y} z_i - z_y`, shape ``logits.shape[:-1]``.
+
+    Positive exactly when another class beats class ``y`` (the sample, or frame, is misclassified).
+
+    Args:
+        logits: ``(..., C)`` scores, ``C >= 2``.
+        labels: ``logits.shape[:-1]`` integer class indices.
+    """
+    true = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    mask = F.one_hot(labels, logits.shape[-1]).bool()
+    other = logits.masked_fill(mask, -float("inf")).amax(dim=-1)
+    return other - true
+
+
+class _LogitObjective:
+    """Shared by the margin and DLR objectives: the frame handling and ``(B,)`` reduction."""
+
+    def __init__(self, frame_level: bool) -> None:
+        self.frame_level = check_bool(frame_level, f"{type(self).__name__}.frame_level")
+
+    def values(self, logits: Tensor, labels: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, out: AVOutput, labels: Tensor) -> Tensor:
+        logits = out.logits
+        if logits.ndim == 3 and not self.frame_level:
+            if labels.ndim == 2:  # one label per clip: the most frequent frame label
+                labels = torch.mode(labels, dim=1).values
+            logits = logits.mean(dim=1)
+        value = self.values(logits, labels)
+        return value if value.ndim == 1 else value.mean(dim=1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(frame_level={self.frame_level})"
+
+
+class MarginObjective(_LogitObjective):
+    r"""The Carlini–Wagner margin: :math:`\max_{i \ne y} z_i - z_y` on the logits (per sample).
+
+    Maximised, it pushes the best other class above the true one; it is positive exactly when
+    the sample is misclassified and, unlike cross-entropy, keeps its gradient once it is. With
+    ``targeted=True`` in the attack, ``labels`` are targets and the attack lowers
+    :math:`\max_{i \ne t} z_i - z_t`, the targeted CW loss. Extra heads are ignored.
+
+    Args:
+        frame_level: for frame logits ``(B, T, C)``: ``True`` (default) takes the margin of
+            every frame against its label and averages over frames (as cross-entropy does);
+            ``False`` averages the logits over frames first and takes the margin of that clip
+            score, against the clip's most frequent frame label. Clip logits ``(B, C)`` are
+            unaffected.
+
+    Example:
+        >>> import torch
+        >>> MarginObjective()(AVOutput(torch.tensor([[2.0, 0.5, 1.0]])), torch.tensor([0]))
+        tensor([-1.])
+    """
+
+    def __init__(self, *, frame_level: bool = True) -> None:
+        super().__init__(frame_level)
+
+    def values(self, logits: Tensor, labels: Tensor) -> Tensor:
+        return margin(logits, labels)
+
+
+class DLRObjective(_LogitObjective):
+    r"""The difference-of-logits-ratio loss of Croce & Hein (2020), per sample.
+
+    Untargeted: :math:`\mathrm{DLR} = -\frac{z_y - \max_{i \ne y} z_i}{z_{\pi_1} - z_{\pi_3}
+    + g}`, with :math:`z_{\pi_1} \ge z_{\pi_2} \ge \dots` the sorted logits and :math:`g`
+    the numerical ``guard``. It is the margin divided by a spread of the logits, so scaling or
+    shifting the logits changes nothing (a defense cannot hide behind a temperature). Needs
+    ``C >= 3`` classes.
+
+    Targeted (``targeted=True``, used with an attack's ``targeted=True``, ``labels`` the targets
+    ``t``): :math:`\frac{\max_{i \ne t} z_i - z_t}{z_{\pi_1} - (z_{\pi_3} + z_{\pi_4})/2 + g}`,
+    which the attack lowers. The paper's numerator is :math:`z_y - z_t` with the true class
+    :math:`y`; an objective sees only the targets, and the best other class equals :math:`y`
+    wherever the true class leads the non-target ones (at the clean input of every correctly
+    classified sample), so the two agree there. Needs ``C >= 4`` classes.
+
+    Args:
+        targeted: the targeted denominator (see above).
+        frame_level: as for :class:`MarginObjective`.
+        guard: added to the denominator so it is never 0 (1e-12 as in the paper; the sum is
+            also kept at least the smallest normal number of the dtype, for float16).
+
+    Raises:
+        ValueError: (when called) fewer classes than the loss needs.
+    """
+
+    def __init__(
+        self, *, targeted: bool = False, frame_level: bool = True, guard: float = 1e-12
+    ) -> None:
+        super().__init__(frame_level)
+        self.targeted = check_bool(targeted, "DLRObjective.targeted")
+        self.guard = check_number(guard, "DLRObjective.guard", min_value=0.0)
+
+    def values(self, logits: Tensor, labels: Tensor) -> Tensor:
+        need = 4 if self.targeted else 3
+        if logits.shape[-1] < need:
+            kind = "targeted " if self.targeted else ""
+            raise ValueError(
+                f"objective: the {kind}DLR loss needs logits with at least {need} classes, got "
+                f"shape {tuple(logits.shape)}; use objective='margin' (its numerator) instead"
+            )
+        top = logits.topk(need, dim=-1).values
+        third = top[..., 2] if not self.targeted else (top[..., 2] + top[..., 3]) / 2
+        spread = (top[..., 0] - third + self.guard).clamp_min(torch.finfo(logits.dtype).tiny)
+        return margin(logits, labels) / spread
+
+    def __repr__(self) -> str:
+        return (
+            f"DLRObjective(targeted={self.targeted}, frame_level={self.frame_level}, "
+            f"guard={self.guard:g})"
+        )
+
+
+def as_objective(objective: Any, model: nn.Module, *, targeted: bool = False) -> Objective:
     """Resolve the ``objective`` argument of an attack.
 
     ``"training"``: :class:`CrossEntropyObjective` over the logits and every head, with head
     weights from the model's ``head_weights`` attribute when it has one (TalkNet: 0.4 each) and
-    1.0 otherwise. ``"inference"``: cross-entropy of the logits only. A callable is used as is.
+    1.0 otherwise. ``"inference"``: cross-entropy of the logits only. ``"margin"``:
+    :class:`MarginObjective`. ``"dlr"``: :class:`DLRObjective` (its targeted form when
+    ``targeted``). A callable is used as is.
 
     Raises:
         ValueError: an unknown name. TypeError: neither a name nor a callable.
@@ -125,11 +262,14 @@ def as_objective(objective: Any, model: nn.Module) -> Objective:
         return CrossEntropyObjective(dict(weights) if isinstance(weights, Mapping) else {})
     if objective == "inference":
         return CrossEntropyObjective(None)
+    if objective == "margin":
+        return MarginObjective()
+    if objective == "dlr":
+        return DLRObjective(targeted=targeted)
+    names = ", ".join(repr(n) for n in OBJECTIVE_NAMES)
     if isinstance(objective, str):
-        raise ValueError(
-            f"objective: expected 'training', 'inference' or a callable, got {objective!r}"
-        )
+        raise ValueError(f"objective: expected {names} or a callable, got {objective!r}")
     raise TypeError(
-        f"objective: expected 'training', 'inference' or a callable "
+        f"objective: expected {names} or a callable "
         f"(AVOutput, labels) -> (B,) losses, got {describe(objective)}"
     )

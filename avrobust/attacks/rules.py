@@ -1,20 +1,55 @@
 """Step rules: each turns a gradient (and its own per-modality state) into an update direction.
 
 A rule holds no loop. :class:`avrobust.MultimodalAttack` owns the iteration and calls
-``rule.direction(grad, state)`` once per attacked modality per step; the modality's budget then
-turns the direction into a step (sign for L-inf, normalised for L2) and projects.
+``rule.update(x, grads, loss, run)`` once per step. The default update calls
+``rule.direction(grad, state)`` once per attacked modality; the modality's budget then turns the
+direction into a step (sign for L-inf, normalised for L2) and projects. A rule that needs the
+objective's values or moves all modalities at once (:class:`avrobust.APGD`) overrides ``update``.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from .._checks import check_bool, check_choice, check_int, check_number, describe
 
-__all__ = ["BIM", "FGSM", "MIM", "PGD", "StepRule", "as_rule", "list_rules"]
+if TYPE_CHECKING:
+    from .budgets import Budget
+
+__all__ = ["BIM", "FGSM", "MIM", "PGD", "StepContext", "StepRule", "as_rule", "list_rules"]
+
+
+@dataclass
+class StepContext:
+    """What a rule's :meth:`StepRule.update` may use during one run of the attack loop.
+
+    One context lives for one run of the loop (one chunk of batched restarts); ``N`` below is
+    the number of rows of that run (restarts × batch).
+
+    Attributes:
+        budgets: ``{modality: Budget}`` of the attacked modalities.
+        eps: ``{modality: (N, 1, ..., 1)}`` radii in the input's units.
+        alpha: ``{modality: (N, 1, ..., 1)}`` step sizes: the budget's ``alpha``, else its default.
+        project: ``{modality: function}`` projecting an iterate onto the ball and the bounds.
+        steps: the number of steps of the run.
+        step: the index of the current step, ``0 .. steps - 1``.
+        states: ``{modality: dict}`` per-modality state, empty at step 0 (MIM's momentum).
+        memory: the rule's own state for the run, shared by all modalities (APGD's step sizes).
+    """
+
+    budgets: Mapping[str, Budget]
+    eps: dict[str, Tensor]
+    alpha: dict[str, Tensor]
+    project: dict[str, Callable[[Tensor], Tensor]]
+    steps: int
+    step: int = 0
+    states: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
 
 
 class StepRule:
@@ -26,12 +61,16 @@ class StepRule:
         restarts: number of random starts run (batched) per sample.
         fixed_steps: the number of steps the rule always takes (``1`` for FGSM), or ``None`` to
             use the attack's ``steps``.
+        prefer_success: with ``keep="best"``, a successful candidate (misclassified, or hitting
+            the target) beats an unsuccessful one whatever their objectives (APGD); ``False``:
+            the objective alone decides.
     """
 
     name: ClassVar[str] = "rule"
     random_start: bool = False
     restarts: int = 1
     fixed_steps: int | None = None
+    prefer_success: bool = False
 
     def direction(self, grad: Tensor, state: dict[str, Tensor]) -> Tensor:
         """Map the gradient of the objective w.r.t. one modality to an update direction.
@@ -45,6 +84,30 @@ class StepRule:
             ``(N, ...)`` the direction, same shape as ``grad``.
         """
         return grad
+
+    def update(
+        self, x: dict[str, Tensor], grads: dict[str, Tensor], loss: Tensor, run: StepContext
+    ) -> dict[str, Tensor]:
+        """One step of every attacked modality: the next iterate.
+
+        The default moves each modality on its own: the budget steps along
+        :meth:`direction` by its ``alpha``, then projects. Called under ``torch.no_grad()``.
+
+        Args:
+            x: ``{modality: (N, ...)}`` the current iterate (detached), attacked modalities only.
+            grads: ``{modality: (N, ...)}`` the objective's gradient there (NaN/Inf set to 0).
+            loss: ``(N,)`` the objective there (detached; the attack maximises it).
+            run: the run's :class:`StepContext`.
+
+        Returns:
+            ``{modality: (N, ...)}`` the next iterate, inside each budget's ball and bounds.
+        """
+        return {
+            n: run.project[n](
+                run.budgets[n].step(x[n], self.direction(g, run.states[n]), run.alpha[n])
+            )
+            for n, g in grads.items()
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -120,16 +183,20 @@ class PGD(StepRule):
         return f"PGD(restarts={self.restarts}, random_start={self.random_start})"
 
 
+#: name -> rule class; :mod:`avrobust.attacks.apgd` adds ``"apgd"`` when it is imported (the
+#: package ``avrobust.attacks`` imports it, so the entry is there whenever this module is).
 _RULES: dict[str, type[StepRule]] = {r.name: r for r in (FGSM, BIM, MIM, PGD)}
 
 
 def list_rules() -> tuple[str, ...]:
-    """The names :func:`as_rule` accepts (``("fgsm", "bim", "mim", "pgd")``), for menus and checks."""
+    """The names :func:`as_rule` accepts (``("fgsm", "bim", "mim", "pgd", "apgd")``), for menus
+    and checks."""
     return tuple(_RULES)
 
 
 def as_rule(rule: Any) -> StepRule:
-    """Accept a :class:`StepRule` instance or its name (``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``).
+    """Accept a :class:`StepRule` instance or its name (``"fgsm"``, ``"bim"``, ``"mim"``,
+    ``"pgd"``, ``"apgd"``).
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).

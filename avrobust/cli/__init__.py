@@ -10,6 +10,7 @@ line, before any work), 1 for an error while running, 130 when interrupted.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 
@@ -34,10 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"avrobust {args.command}: error: --out: {problem}", file=sys.stderr)
         return 2
-    import torch
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     from ..demo import FolderConflict
 
     try:
@@ -63,6 +61,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """Set torch's thread count: ``--threads`` or the choice for this machine's load
+    (:mod:`.threads`); one line on stderr says which, unless ``--quiet``."""
+    import torch
+
+    from . import threads
+
+    machine = threads.read_machine(with_load=args.threads is None)
+    choice = threads.choose_threads(args.threads, machine)
+    torch.set_num_threads(choice.threads)
+    if not args.quiet:
+        print(f"avrobust {args.command}: {choice.line()}", file=sys.stderr, flush=True)
 
 
 def _say(quiet: bool) -> Callable[[str], None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..attacks.objectives import OBJECTIVE_NAMES
 from ..demo.config import PRESETS
 from .argtypes import (
     avil_term_names,
@@ -218,8 +219,9 @@ def _attack_options(ev: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "--objective",
         default="training",
-        choices=["training", "inference"],
-        help="training-aware or inference-aware attack (default: %(default)s)",
+        choices=list(OBJECTIVE_NAMES),
+        help="the attack's objective: training-aware or inference-aware cross-entropy, the "
+        "margin loss, or DLR (3+ classes) (default: %(default)s)",
     )
     ev.add_argument(
         "--surrogate",
@@ -281,6 +283,6 @@ def _common(sub: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         metavar="N",
-        help="torch CPU threads (default: torch's choice)",
+        help="torch CPU threads (default: the CPUs other processes leave free)",
     )
     sub.add_argument("--quiet", action="store_true", help="no progress bars or progress messages")

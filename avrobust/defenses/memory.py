@@ -27,11 +27,14 @@ Gradients and attackers (``gradient=``):
   that does not rely on the solver's gradients.
 * ``"detached"``: the reconstruction carries no gradient, only the ``(1 − blend) f`` path does. This
   masks gradients (the attacker sees a scaled-down, wrong gradient); robustness measured with it
-  overstates the defense. Offered to show that effect, not to report numbers.
+  overstates the defense. Offered to show that effect, not to report numbers. The first time an
+  instance is differentiated in eval mode (the mode attacks run the model in: gradient recording
+  on, the features requiring grad), it warns that it is being attacked with a masked gradient.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -117,6 +120,7 @@ class FeatureMemory(nn.Module):
         self.gradient = check_choice(gradient, "gradient", ("unrolled", "bpda", "detached"))
         self._modalities: list[str] = []
         self.last_iterations: dict[str, int] = {}
+        self._warned_detached = False
         if banks is not None and not isinstance(banks, Mapping):
             raise TypeError(
                 "banks: expected a dict {modality: (N, D) tensor}, e.g. {'audio': features}, "
@@ -168,9 +172,27 @@ class FeatureMemory(nn.Module):
         with torch.no_grad():
             recon = self.reconstruct(f.detach(), modality)
         if self.gradient == "detached":
+            self._warn_if_attacked(f, modality)
             return self.blend * recon + (1 - self.blend) * f
         out = self.blend * recon + (1 - self.blend) * f.detach()
         return f + (out - f).detach()
+
+    def _warn_if_attacked(self, f: Tensor, modality: str) -> None:
+        """Warn (once per instance) when the detached mode is differentiated in eval mode."""
+        if (
+            self._warned_detached
+            or self.training
+            or not (torch.is_grad_enabled() and f.requires_grad)
+        ):
+            return
+        self._warned_detached = True
+        warnings.warn(
+            f"FeatureMemory(gradient='detached'): the {modality!r} features are differentiated "
+            "in eval mode, as an attack does; the reconstruction passes no gradient, so the "
+            "attacker sees a masked gradient and the robustness measured overstates the "
+            "defense. Set memory.gradient = 'bpda' (or 'unrolled') to evaluate it.",
+            stacklevel=3,
+        )
 
     def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """``{modality: (B, D)} -> {modality: (B, D)}``, denoising the modalities with a bank."""

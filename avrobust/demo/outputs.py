@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
 from ..evaluation import EvaluationReport
@@ -130,7 +131,8 @@ def summary_text(
         "TalkNet on AVA-ActiveSpeaker.\n"
         + plot_note
         + f"\nWall time: training/loading {seconds.get('train', 0):.0f} s, attacks "
-        f"{seconds.get('evaluate', 0):.0f} s.\n"
+        f"{seconds.get('evaluate', 0):.0f} s, with {torch.get_num_threads()} torch thread(s) "
+        "(another thread count trains other models: pass `--threads N` to rerun alike).\n"
     )
 
 

@@ -2,7 +2,8 @@
 
 :func:`evaluate` runs every cell of a :class:`Grid` (``rules × eps × modality sets``) against a
 model over a data source and reports, per cell, frame mAP (clean and adversarial, as the AVA
-evaluation computes it), the embedding change ratio (ECR) per modality, the attack success rate
+evaluation computes it) for a binary task, or top-1 accuracy for a multi-class task (logits of
+``C > 2`` classes, :mod:`~avrobust.evaluation.tasks`), the embedding change ratio (ECR) per modality, the attack success rate
 and how perceptible the perturbation is (SNR, PSNR, L∞ size), as in Push-Pull §4.
 
 As in the paper, the attacked set can be restricted to correctly predicted clips, balanced between
@@ -20,7 +21,8 @@ code, or when a line of it was edited.
 
 The package's modules, one job each: :mod:`~avrobust.evaluation.grid` (the grid),
 :mod:`~avrobust.evaluation.sources` (data sources), :mod:`~avrobust.evaluation.scoring` (scores and
-embeddings), :mod:`~avrobust.evaluation.selection` (which clips), :mod:`~avrobust.evaluation.store`
+embeddings), :mod:`~avrobust.evaluation.tasks` (binary or multi-class: the measure, per-class
+balancing), :mod:`~avrobust.evaluation.selection` (which clips), :mod:`~avrobust.evaluation.store`
 (the results file; its lines in :mod:`~avrobust.evaluation.records`, fingerprints in
 :mod:`~avrobust.evaluation.fingerprints`), :mod:`~avrobust.evaluation.runner` (cells over the
 streaming metrics), :mod:`~avrobust.evaluation.results` (:class:`CellResult`),
@@ -36,6 +38,7 @@ from .results import CellResult
 from .scoring import Measures
 from .selection import Selection, balanced_subset, correct_samples
 from .store import Store
+from .tasks import balanced_per_class
 
 __all__ = [
     "CellResult",
@@ -44,6 +47,7 @@ __all__ = [
     "Measures",
     "Selection",
     "Store",
+    "balanced_per_class",
     "balanced_subset",
     "correct_samples",
     "evaluate",

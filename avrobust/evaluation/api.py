@@ -53,22 +53,27 @@ def evaluate(
 
     Args:
         model: the target, called as ``model(**inputs)``; returns :class:`~avrobust.AVOutput` (or
-            logits) with 2-class logits ``(B, T, 2)`` or ``(B, 2)``. Its train/eval flags and
-            buffers are left as they were.
+            logits) with frame logits ``(B, T, C)`` or clip logits ``(B, C)``. ``C = 2``: a
+            binary task, measured by AP (the AVA evaluation); ``C > 2``: a multi-class task,
+            measured by top-1 accuracy (see :class:`~avrobust.evaluation.Measures` and
+            :mod:`~avrobust.evaluation.tasks`). Its train/eval flags and buffers are left as
+            they were.
         data: a map-style ``Dataset`` whose items are ``(inputs, labels)`` (clips of equal shape
             are batched together, in index order), an iterable of ``(inputs, labels)`` batches
             that gives the same batches each time it is iterated (a ``DataLoader`` without
             shuffling), or one pair ``(inputs, labels)`` of stacked tensors. ``inputs`` maps
             modality names to tensors (TalkNet: ``audio`` ``(B, S)`` in [-1, 1] and ``visual``
-            ``(B, T, H, W)`` in 0–255); labels are frame labels ``(B, T)`` or clip labels ``(B,)``,
-            1 = speaking.
+            ``(B, T, H, W)`` in 0–255); labels are frame labels ``(B, T)`` or clip labels ``(B,)``:
+            1 = speaking for a binary task, class indices in ``[0, C)`` for a multi-class one.
         grid: the rules, budget values, attacked modality sets, budgets, steps and objective
             (:class:`~avrobust.evaluation.Grid`; default: BIM, MIM, PGD × eps_av 1, 2, 5 ×
             audio, visual, audio+visual, 10 steps, the training loss).
         selection: which clips are attacked (:class:`~avrobust.evaluation.Selection`; default:
-            the correctly predicted ones, balanced between speaking and not).
-        measures: how outputs are scored and which embeddings ECR compares
-            (:class:`~avrobust.evaluation.Measures`; default: P(speaking), TalkNet-style names).
+            the correctly predicted ones, balanced between speaking and not, or between the
+            classes of a multi-class task).
+        measures: how outputs are scored, the headline measure and which embeddings ECR
+            compares (:class:`~avrobust.evaluation.Measures`; default: P(speaking) and AP for a
+            binary task, top-1 and accuracy for a multi-class one, TalkNet-style names).
         store: the resumable results file (:class:`~avrobust.evaluation.Store`; default: none).
             With ``resume``, an existing file of the same evaluation is read and its cells are
             not recomputed: a cell of this grid found there is reused, the others are computed
@@ -89,7 +94,10 @@ def evaluate(
             ``Grid.eps``); a results file of a different evaluation (other model weights, data,
             settings, objective or score_fn code, or a cell of this grid computed with other
             budgets or rule settings), or one whose lines are not as evaluate wrote them (the
-            message gives the line); no clip to attack.
+            message gives the line); no clip to attack; labels outside the model's classes
+            (naming the data); a task the attack and the measure disagree on (naming the
+            model: AP of a multi-class model with a named objective, or labels all 0/1 for
+            ``C > 2`` classes with ``Measures.measure="auto"``).
         RuntimeError: the store's file is in use by another run (its lock file exists).
 
     Example:
@@ -117,13 +125,18 @@ def evaluate(
     with ResultsLock(store.file):
         meta, done = file.resume(config, _digest_of(source)) if store.resume else (None, {})
         if meta is None:
-            clean, chosen, digest = select(model, source, measures, selection, seed)
+            clean, chosen, digest = select(
+                model, source, measures, selection, seed, objective=grid.objective
+            )
             meta = {"kind": "meta", "config": config, "clean": clean, "selection": chosen}
             meta["data"] = digest
             file.start(meta)
         file.check_reuse(done, {c.key: c.defines for c in cells})
         chosen = [int(i) for i in meta["selection"]]
-        runner = CellRunner(model, surrogate or model, source, chosen, measures, grid)
+        measure = meta["clean"].get("measure", "ap")
+        runner = CellRunner(
+            model, surrogate or model, source, chosen, measures, grid, measure=measure
+        )
         results = _run_cells(cells, done, runner, file, seed, progress, on_cell)
     report_config = {"format": FORMAT, **grid.config(), **config}
     return EvaluationReport(report_config, meta["clean"], chosen, results)
@@ -174,7 +187,9 @@ def _file_config(
 ) -> dict[str, Any]:
     """What a results file must share with a run to resume it: everything but the grid's
     cells (rules, eps, modalities and their budgets, which each cell line carries). The keys
-    are those of results-file format 2 (``select`` is :attr:`Selection.clips`)."""
+    are those of results-file format 2 (``select`` is :attr:`Selection.clips`); ``measure`` is
+    ``None`` for ``Measures.measure="auto"``, which a file of an older avrobust (without the
+    key) also reads as."""
     clips, score_fn = selection.clips, measures.score_fn
     return {
         "format": FORMAT,
@@ -192,6 +207,7 @@ def _file_config(
         "seed": seed,
         "score_fn": None if score_fn is None else _name_of(score_fn),
         "score_fn_code": callable_identity(score_fn),
+        "measure": None if measures.measure == "auto" else measures.measure,
         "ecr_embeddings": None
         if measures.ecr_embeddings is None
         else dict(measures.ecr_embeddings),

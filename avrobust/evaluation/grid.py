@@ -22,6 +22,7 @@ from torch import Tensor
 from .._checks import check_choice, check_int, check_number, describe
 from .._types import AVOutput
 from ..attacks import Budget, push_pull_budgets
+from ..attacks.objectives import OBJECTIVE_NAMES
 from ..attacks.rules import StepRule, as_rule, list_rules
 from .results import cell_key
 
@@ -229,10 +230,10 @@ def _parse_eps(eps: Any) -> list[float]:
 
 def _check_objective(objective: Any) -> str | Objective:
     if isinstance(objective, str):
-        return check_choice(objective, "Grid.objective", ("training", "inference"))
+        return check_choice(objective, "Grid.objective", OBJECTIVE_NAMES)
     if not callable(objective):
         raise TypeError(
-            "Grid.objective: expected 'training', 'inference' or a callable, got "
+            f"Grid.objective: expected one of {list(OBJECTIVE_NAMES)} or a callable, got "
             f"{describe(objective)}"
         )
     return objective  # type: ignore[no-any-return]

@@ -71,16 +71,23 @@ class EvaluationReport:
         raise KeyError(f"no cell {key!r}; the report has {[c.key for c in self.cells]}")
 
     def robustness_row(
-        self, rule: str, eps: float, audio: str | None = None, visual: str | None = None
+        self,
+        rule: str,
+        eps: float,
+        audio: str | None = None,
+        visual: str | None = None,
+        *,
+        measure: str | None = None,
     ) -> RobustnessRow:
-        """The row of Tian & Xu's robustness table at one rule and budget, in mAP %.
+        """The row of Tian & Xu's robustness table at one rule and budget, in %.
 
-        ``clean`` is the clean mAP of the attacked clips (of the joint cell: the same clips in
-        every cell); ``audio``, ``visual`` and ``audiovisual`` are the mAP under the attack on
-        the first modality only, the second only and both. Compare two models' rows with
-        :meth:`RobustnessRow.ri <avrobust.metrics.ri.RobustnessRow.ri>` or print several with
-        :func:`avrobust.metrics.ri.robustness_table`. Tian & Xu report accuracy; for
-        active-speaker detection the report's measure is frame mAP.
+        ``clean`` is the clean measure of the attacked clips (of the joint cell: the same clips
+        in every cell); ``audio``, ``visual`` and ``audiovisual`` are the measure under the
+        attack on the first modality only, the second only and both. Compare two models' rows
+        with :meth:`RobustnessRow.ri <avrobust.metrics.ri.RobustnessRow.ri>` or print several
+        with :func:`avrobust.metrics.ri.robustness_table`. Tian & Xu report top-1 accuracy, the
+        measure of a multi-class task (e.g. event classification); for a binary task
+        (active-speaker detection) the report's measure is frame mAP.
 
         Args:
             rule: the rule's name, e.g. ``"pgd"``.
@@ -90,11 +97,13 @@ class EvaluationReport:
                 this rule and eps, in the order it names them (``"audio+visual"``: ``audio``
                 and ``visual``; no modality name is assumed).
             visual: the modality of the row's ``visual`` column (see ``audio``).
+            measure: ``"ap"`` (mAP) or ``"accuracy"`` (top-1; 0.5 threshold for a binary task);
+                default ``None``: the cells' own (:attr:`CellResult.measure`).
 
         Raises:
             KeyError: the grid lacks one of the three cells (the message lists those it has).
             ValueError: only one of ``audio`` and ``visual`` given, or none and not exactly one
-                two-modality set to take them from.
+                two-modality set to take them from; a ``measure`` the cells lack (naming it).
         """
         if (audio is None) != (visual is None):
             raise ValueError(
@@ -106,11 +115,12 @@ class EvaluationReport:
             joint = self.cell(rule, eps, (audio, visual))
         except KeyError:  # the grid names the joint set the other way round
             joint = self.cell(rule, eps, (visual, audio))
+        clean, attacked = joint.values(measure)
         return RobustnessRow(
-            clean=100 * joint.map_clean,
-            audio=100 * self.cell(rule, eps, (audio,)).map_adv,
-            visual=100 * self.cell(rule, eps, (visual,)).map_adv,
-            audiovisual=100 * joint.map_adv,
+            clean=100 * clean,
+            audio=100 * self.cell(rule, eps, (audio,)).values(measure)[1],
+            visual=100 * self.cell(rule, eps, (visual,)).values(measure)[1],
+            audiovisual=100 * attacked,
         )
 
     def _pair(self, rule: str, eps: float) -> tuple[str, str]:
@@ -125,19 +135,27 @@ class EvaluationReport:
             )
         return pairs[0][0], pairs[0][1]
 
+    @property
+    def measure(self) -> str:
+        """The cells' headline measure, ``"ap"`` (mAP) or ``"accuracy"`` (top-1)."""
+        return "accuracy" if any(c.measure == "accuracy" for c in self.cells) else "ap"
+
     def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per cell (the CSV rows): mAP in %, ECR, SNR/PSNR per modality."""
+        """One flat dict per cell (the CSV rows): mAP in % (``map_*``; ``accuracy_*`` for a
+        report measured by accuracy), ECR, SNR/PSNR per modality."""
         modalities = sorted({m for c in self.cells for m in c.ecr})
         attacked = sorted({m for c in self.cells for m in c.modalities})
+        name = "map" if self.measure == "ap" else "accuracy"
         out = []
         for c in self.cells:
+            clean, adv = c.values(self.measure)
             row: dict[str, Any] = {
                 "rule": c.rule,
                 "eps": c.eps,
                 "attacked": c.attacked,
-                "map_clean": 100 * c.map_clean,
-                "map_adv": 100 * c.map_adv,
-                "map_drop": 100 * (c.map_clean - c.map_adv),
+                f"{name}_clean": 100 * clean,
+                f"{name}_adv": 100 * adv,
+                f"{name}_drop": 100 * (clean - adv),
                 "success_rate": c.success_rate,
                 "frame_error_rate": c.frame_error_rate,
             }
@@ -158,27 +176,38 @@ class EvaluationReport:
         modalities = sorted({m for c in self.cells for m in c.ecr})
         attacked = unique(m for c in self.cells for m in c.modalities)
         peaked = [m for m in attacked if any(m in c.psnr_db for c in self.cells)]
-        head = ["rule", "eps", "attacked", "mAP clean", "mAP adv", "success"]
+        short = "mAP" if self.measure == "ap" else "acc"
+        head = ["rule", "eps", "attacked", f"{short} clean", f"{short} adv", "success"]
         head += [f"ECR {m}" for m in modalities]
         head += [f"SNR {m}" for m in attacked] + [f"PSNR {m}" for m in peaked]
         lines = []
         for c in self.cells:
-            line = [c.rule, f"{c.eps:g}", c.attacked, f"{100 * c.map_clean:.2f}"]
-            line += [f"{100 * c.map_adv:.2f}", f"{100 * c.success_rate:.1f}%"]
+            before, after = c.values(self.measure)
+            line = [c.rule, f"{c.eps:g}", c.attacked, f"{100 * before:.2f}"]
+            line += [f"{100 * after:.2f}", f"{100 * c.success_rate:.1f}%"]
             line += [f"{c.ecr[m]:.4f}" if m in c.ecr else "-" for m in modalities]
             line += [_db(c.snr_db.get(m)) for m in attacked]
             line += [_db(c.psnr_db.get(m)) for m in peaked]
             lines.append(line)
         clean = self.clean
+        measure = "mAP" if self.measure == "ap" else "top-1 accuracy"
+        key = "map_all" if self.measure == "ap" else "accuracy_all"
         title = (
-            f"clean mAP {100 * clean.get('map_all', float('nan')):.2f}% over "
+            f"clean {measure} {100 * clean.get(key, float('nan')):.2f}% over "
             f"{clean.get('samples_total')} clips; attacked {clean.get('samples_selected')} clips "
-            f"({clean.get('positives_selected')} speaking), objective "
+            f"({self._attacked_kinds(None)}), objective "
             f"{self.config.get('objective')!r}"
             + (", transfer from a surrogate" if self.config.get("surrogate") else "")
             + "; SNR and PSNR in dB"
         )
         return title + "\n" + text_table(head, lines)
+
+    def _attacked_kinds(self, missing: Any = "?") -> str:
+        """``"12 speaking"`` (binary task) or ``"4 classes"`` (multi-class) of the attacked
+        clips; ``missing`` stands for an unknown count."""
+        if "classes_selected" in self.clean:
+            return f"{len(self.clean['classes_selected'])} classes"
+        return f"{self.clean.get('positives_selected', missing)} speaking"
 
     # ---------------------------------------------------------------- saving
     def to_csv(self, path: PathLike) -> None:
@@ -245,8 +274,9 @@ class EvaluationReport:
 
     # ---------------------------------------------------------------- plots
     def plot_map(self, path: PathLike, *, title: str | None = None) -> Any:
-        """Fig.-3-like plot: mAP (%) against eps, one panel per attacked-modality set, one line
-        per rule, eps 0 = the clean mAP of the selected clips. Needs matplotlib
+        """Fig.-3-like plot: mAP (%; top-1 accuracy for a report measured by accuracy) against
+        eps, one panel per attacked-modality set, one line per rule, eps 0 = the clean value of
+        the selected clips. Needs matplotlib
         (``pip install 'avrobust[plots]'``).
 
         Args:
@@ -267,11 +297,13 @@ class EvaluationReport:
                 )
                 if cells:
                     xs = [0.0] + [c.eps for c in cells]
-                    ys = [100 * cells[0].map_clean] + [100 * c.map_adv for c in cells]
+                    ys = [100 * cells[0].values(self.measure)[0]]
+                    ys += [100 * c.values(self.measure)[1] for c in cells]
                     curves.append(Curve(rule.upper(), xs, ys))
         fig = plot_map_curves(
             panels,
             xlabel=str(self.config.get("eps_name", "eps")),
+            ylabel="mAP (%)" if self.measure == "ap" else "top-1 accuracy (%)",
             title=title if title is not None else self._title(),
         )
         return save_figure(fig, path)
@@ -281,7 +313,7 @@ class EvaluationReport:
         config, clean = self.config, self.clean
         model = self.name or f"model {str(config.get('model') or '?')[:8]}"
         text = f"{model}: {clean.get('samples_selected', '?')} of {clean.get('samples_total', '?')}"
-        text += f" clips attacked ({clean.get('positives_selected', '?')} speaking)"
+        text += f" clips attacked ({self._attacked_kinds()})"
         text += f", {config.get('objective', '?')} objective, {config.get('steps', '?')} steps"
         return text + (", crafted on a surrogate" if config.get("surrogate") else "")
 

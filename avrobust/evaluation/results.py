@@ -8,7 +8,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._checks import check_choice
+
 __all__ = ["CellResult", "cell_key", "json_ready"]
+
+_KINDS = ("ap", "accuracy")
+_FLOATS: tuple[str, ...] = ("map_clean", "map_adv", "success_rate", "frame_error_rate")
+_FLOATS += ("seconds", "accuracy_clean", "accuracy_adv")
+# fields added after results-file format 2 was written, with their defaults (NaN: absent)
+_ADDED: dict[str, Any] = {"measure": "ap", "classes": 2}
+_ADDED.update(accuracy_clean=math.nan, accuracy_adv=math.nan)
 
 
 def cell_key(rule: str, eps: float, modalities: Sequence[str]) -> str:
@@ -35,10 +44,12 @@ class CellResult:
         rule: the attack rule's name (``"bim"``, ``"mim"``, ``"pgd"``, ...).
         eps: the budget parameter (``eps_av`` of Push-Pull with the default budgets).
         modalities: the attacked modalities, e.g. ``("audio", "visual")``.
-        map_clean: frame mAP in [0, 1] of the target model on the clean selected clips.
-        map_adv: frame mAP in [0, 1] on the adversarial clips.
+        map_clean: frame mAP in [0, 1] of the target model on the clean selected clips (NaN for
+            a multi-class task: AP needs one score per label).
+        map_adv: frame mAP in [0, 1] on the adversarial clips (NaN for a multi-class task).
         success_rate: fraction of clips where the attack succeeded (more than half of the
-            frames predicted wrongly at a 0.5 threshold), in [0, 1].
+            frames predicted wrongly: at a 0.5 threshold for a binary task, top-1 for a
+            multi-class one; a clip label counts as one frame), in [0, 1].
         frame_error_rate: fraction of frames predicted wrongly under attack, in [0, 1].
         ecr: ``{modality: ECR}`` embedding change ratio (unitless, >= 0; lower = the embeddings
             moved less).
@@ -53,9 +64,18 @@ class CellResult:
         per_clip: what a bootstrap over the clips needs (:mod:`avrobust.bootstrap`), per
             attacked clip in the order of the report's ``selection``: ``"labels"``,
             ``"clean"`` and ``"adv"`` (one list per clip of its frame labels, clean scores and
-            adversarial scores; one element for clip labels; scores at float32 precision) and
-            ``"ecr"`` (``{modality: [mean ECR of each clip]}``). ``None`` for cells read from a
+            adversarial scores; one element for clip labels; scores at float32 precision; for a
+            multi-class task the top-1 classes instead of scores) and ``"ecr"`` (``{modality:
+            [mean ECR of each clip]}``). ``None`` for cells read from a results file written
+            before this field existed.
+        measure: the cell's headline measure: ``"ap"`` (binary task, the mAP fields) or
+            ``"accuracy"`` (the accuracy fields; always for a multi-class task). ``"ap"`` for
+            cells read from a results file written before this field existed.
+        classes: ``C``, the class count of the model's logits (2 for older cells).
+        accuracy_clean: top-1 accuracy in [0, 1] on the clean selected clips (over frames for
+            frame labels; at the 0.5 threshold for a binary task); NaN for cells read from a
             results file written before this field existed.
+        accuracy_adv: the same accuracy on the adversarial clips (``1 - frame_error_rate``).
     """
 
     rule: str
@@ -73,6 +93,10 @@ class CellResult:
     frames: int = 0
     seconds: float = 0.0
     per_clip: dict[str, Any] | None = None
+    measure: str = "ap"
+    classes: int = 2
+    accuracy_clean: float = math.nan
+    accuracy_adv: float = math.nan
 
     @property
     def key(self) -> str:
@@ -84,9 +108,39 @@ class CellResult:
         """The attacked modalities joined with ``+``, e.g. ``"audio+visual"``."""
         return "+".join(self.modalities)
 
+    def values(self, measure: str | None = None) -> tuple[float, float]:
+        """``(clean, adversarial)`` of ``measure`` in [0, 1]: ``"ap"`` the mAP fields,
+        ``"accuracy"`` the accuracy fields; ``None``: the cell's own :attr:`measure`.
+
+        Raises:
+            ValueError: ``measure`` is not one of them, or the cell lacks it (the mAP of a
+                multi-class task; accuracy not recorded in an older results file).
+        """
+        chosen = self.measure if measure is None else check_choice(measure, "measure", _KINDS)
+        if chosen == "ap":
+            if self.measure != "ap" and math.isnan(self.map_adv):
+                raise ValueError(
+                    f"measure: cell {self.key} is of a {self.classes}-class task, which has no "
+                    "AP; use measure='accuracy'"
+                )
+            return self.map_clean, self.map_adv
+        if math.isnan(self.accuracy_adv):
+            raise ValueError(
+                f"measure: cell {self.key} has no accuracy (read from a results file written "
+                "before evaluate recorded it); use measure='ap'"
+            )
+        return self.accuracy_clean, self.accuracy_adv
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (non-finite numbers become ``None``)."""
-        return json_ready(dataclasses.asdict(self))  # type: ignore[no-any-return]
+        """A JSON-ready dict (non-finite numbers become ``None``). The fields added for
+        multi-class tasks (``measure``, ``classes``, ``accuracy_*``) are left out while they
+        hold their defaults, so a cell read from an older results file gives its line back."""
+        values = dataclasses.asdict(self)
+        for name, default in _ADDED.items():
+            value = values[name]
+            if value == default or (isinstance(value, float) and math.isnan(value)):
+                del values[name]
+        return json_ready(values)  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
@@ -95,4 +149,7 @@ class CellResult:
         values["modalities"] = tuple(values["modalities"])
         for name in ("snr_db", "psnr_db"):
             values[name] = {k: math.inf if v is None else v for k, v in values[name].items()}
+        for name in _FLOATS:
+            if name in values and values[name] is None:
+                values[name] = math.nan
         return cls(**values)

@@ -6,7 +6,9 @@ AveragePrecision`), the attack success rate (:class:`~avrobust.metrics.SuccessRa
 error rate (1 - :class:`~avrobust.metrics.Accuracy`), the embedding change ratio
 (:class:`~avrobust.metrics.ECR`) and, per attacked modality, how perceptible the change is
 (:class:`~avrobust.metrics.SNR`, :class:`~avrobust.metrics.PSNR` for budgets with finite bounds,
-:class:`~avrobust.metrics.MaxAbs`).
+:class:`~avrobust.metrics.MaxAbs`). A multi-class task (top-1 classes instead of scores,
+:meth:`CellMeasures.add_predictions`) is counted directly: top-1 accuracy clean and adversarial,
+and the clips with more than half of their frames wrong; it has no mAP.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..metrics import (
 )
 from .grid import Grid, GridCell
 from .results import CellResult
-from .scoring import Measures, device_of, forward, to_device
+from .scoring import Measures, Scored, device_of, forward, to_device
 from .sources import Source
 
 __all__ = ["CellMeasures", "CellRunner"]
@@ -45,12 +47,16 @@ class CellMeasures:
 
     Args:
         budgets: ``{attacked modality: Budget}`` of the cell (PSNR for finite bounds).
+        measure: the cell's headline measure for a binary task, ``"ap"`` or ``"accuracy"``
+            (a multi-class task is always measured by accuracy).
     """
 
-    def __init__(self, budgets: Mapping[str, Budget]) -> None:
+    def __init__(self, budgets: Mapping[str, Budget], *, measure: str = "ap") -> None:
         self.modalities = tuple(budgets)
+        self.measure, self.classes, self.binary = measure, 2, True
         self.map_clean, self.map_adv = AveragePrecision(), AveragePrecision()
-        self.success, self.accuracy = SuccessRate(), Accuracy()
+        self.success, self.accuracy, self.accuracy_clean = SuccessRate(), Accuracy(), Accuracy()
+        self.top1 = {"clean": 0, "adv": 0, "broken": 0}
         self.ecr = ECR()
         self.snr = {m: SNR() for m in budgets}
         peaks = {m: _width(b) for m, b in budgets.items()}
@@ -59,20 +65,46 @@ class CellMeasures:
         self.per_clip: dict[str, Any] = {"labels": [], "clean": [], "adv": [], "ecr": {}}
         self.clips = self.frames = 0
 
-    def add_scores(self, clean: Tensor, adv: Tensor, labels: Tensor) -> None:
-        """A batch's clean and adversarial scores and its labels, all ``(B, ...)`` on the CPU."""
+    def add(self, clean: Scored, adv: Scored) -> None:
+        """A batch's clean and adversarial outputs, scored (:meth:`Measures.score`)."""
+        if clean.binary:
+            self.add_scores(clean.values, adv.values, clean.labels, classes=clean.classes)
+        else:
+            self.add_predictions(clean.values, adv.values, clean.labels, classes=clean.classes)
+
+    def add_scores(self, clean: Tensor, adv: Tensor, labels: Tensor, *, classes: int = 2) -> None:
+        """A batch's clean and adversarial scores and its labels, all ``(B, ...)`` on the CPU
+        (a binary task; ``classes`` is the logits' class count)."""
+        self.classes = classes
         self.map_clean.update(clean, labels)
         self.map_adv.update(adv, labels)
         self.success.update(adv, labels)
         self.accuracy.update(adv, labels)
+        self.accuracy_clean.update(clean, labels)
+        self._keep(clean, adv, labels)
+
+    def add_predictions(self, clean: Tensor, adv: Tensor, labels: Tensor, *, classes: int) -> None:
+        """A batch of a multi-class task: the clean and adversarial top-1 classes and the
+        labels, all ``(B, ...)`` int64 on the CPU; ``classes`` is the logits' class count."""
+        self.binary, self.classes = False, classes
+        right = adv == labels
+        self.top1["clean"] += int((clean == labels).sum())
+        self.top1["adv"] += int(right.sum())
+        wrong = (~right).reshape(right.shape[0], -1).float().mean(dim=1)
+        self.top1["broken"] += int((wrong > 0.5).sum())
+        self._keep(clean, adv, labels)
+
+    def _keep(self, clean: Tensor, adv: Tensor, labels: Tensor) -> None:
+        """Count the batch and keep its per-clip labels and scores (or classes)."""
         batch = int(labels.shape[0])
         self.clips += batch
         self.frames += int(labels.numel())
         self.per_clip["labels"] += [
             [int(v) for v in row] for row in labels.reshape(batch, -1).tolist()
         ]
-        self.per_clip["clean"] += _float32_rows(clean.reshape(batch, -1))
-        self.per_clip["adv"] += _float32_rows(adv.reshape(batch, -1))
+        rows = _float32_rows if self.binary else _int_rows
+        self.per_clip["clean"] += rows(clean.reshape(batch, -1))
+        self.per_clip["adv"] += rows(adv.reshape(batch, -1))
 
     def add_embeddings(self, clean: Mapping[str, Tensor], adv: Mapping[str, Tensor]) -> None:
         """A batch's clean and adversarial embeddings ``{modality: (B, ..., D)}``."""
@@ -94,14 +126,29 @@ class CellMeasures:
     def result(self, rule: str, eps: float, seconds: float) -> CellResult:
         """The cell's measures over every batch added."""
         ecr = self.ecr.compute() if self.per_clip["ecr"] else {}
+        if self.binary:
+            scores = {
+                "map_clean": float(self.map_clean.compute()),
+                "map_adv": float(self.map_adv.compute()),
+                "success_rate": float(self.success.compute()),
+                "frame_error_rate": float(1 - self.accuracy.compute()),
+                "accuracy_clean": float(self.accuracy_clean.compute()),
+                "accuracy_adv": float(self.accuracy.compute()),
+            }
+        else:
+            frames, clips = max(self.frames, 1), max(self.clips, 1)
+            scores = {
+                "map_clean": math.nan,
+                "map_adv": math.nan,
+                "success_rate": self.top1["broken"] / clips,
+                "frame_error_rate": 1 - self.top1["adv"] / frames,
+                "accuracy_clean": self.top1["clean"] / frames,
+                "accuracy_adv": self.top1["adv"] / frames,
+            }
         return CellResult(
             rule=rule,
             eps=eps,
             modalities=self.modalities,
-            map_clean=float(self.map_clean.compute()),
-            map_adv=float(self.map_adv.compute()),
-            success_rate=float(self.success.compute()),
-            frame_error_rate=float(1 - self.accuracy.compute()),
             ecr={m: float(v) for m, v in ecr.items()},  # type: ignore[union-attr]
             snr_db={m: float(v.compute()) for m, v in self.snr.items()},
             psnr_db={m: float(v.compute()) for m, v in self.psnr.items()},
@@ -110,6 +157,9 @@ class CellMeasures:
             frames=self.frames,
             seconds=seconds,
             per_clip=self.per_clip,
+            measure="accuracy" if not self.binary else self.measure,
+            classes=self.classes,
+            **scores,
         )
 
 
@@ -118,6 +168,11 @@ def _width(budget: Budget) -> float | None:
     if budget.bounds is None or not math.isfinite(budget.bounds[1] - budget.bounds[0]):
         return None
     return float(budget.bounds[1] - budget.bounds[0])
+
+
+def _int_rows(values: Tensor) -> list[list[int]]:
+    """The rows of a ``(B, F)`` integer tensor as lists of ints."""
+    return [[int(v) for v in row] for row in values.tolist()]
 
 
 def _float32_rows(values: Tensor) -> list[list[float]]:
@@ -136,6 +191,7 @@ class CellRunner:
         selection: the attacked clip indices.
         measures: how outputs are scored and which embeddings ECR compares.
         grid: the grid (its budgets, steps and objective).
+        measure: the headline measure of a binary task (``"ap"`` or ``"accuracy"``).
     """
 
     def __init__(
@@ -146,21 +202,24 @@ class CellRunner:
         selection: list[int],
         measures: Measures,
         grid: Grid,
+        *,
+        measure: str = "ap",
     ) -> None:
         self.model, self.attacker, self.source = model, attacker, source
+        self.measure = measure
         self.selection, self.measures, self.grid = selection, measures, grid
         self.device, self.attack_device = device_of(model), device_of(attacker)
-        self._clean: dict[int, tuple[Tensor, dict[str, Tensor]]] = {}
+        self._clean: dict[int, tuple[Scored, dict[str, Tensor]]] = {}
 
     def _clean_out(
         self, number: int, inputs: dict[str, Tensor], labels: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    ) -> tuple[Scored, dict[str, Tensor]]:
         """Batch ``number``'s clean scores and embeddings (computed once for every cell)."""
         if number not in self._clean:
             out = forward(self.model, inputs)
             names = self.measures.embedding_names(out, inputs)
             emb = {m: out.embeddings[e].detach() for m, e in names.items()}
-            self._clean[number] = (self.measures.scores(out, labels.cpu()), emb)
+            self._clean[number] = (self.measures.score(out, labels.cpu()), emb)
         return self._clean[number]
 
     def run(self, cell: GridCell, seed: int) -> CellResult:
@@ -180,7 +239,7 @@ class CellRunner:
             objective=self.grid.objective,
             seed=seed,
         )
-        measures = CellMeasures(budgets)
+        measures = CellMeasures(budgets, measure=self.measure)
         seen: list[int] = []
         for number, (part, (inputs, labels)) in enumerate(self.source.batches(self.selection)):
             seen += part
@@ -195,7 +254,7 @@ class CellRunner:
             result = attack(to_device(inputs, self.attack_device), labels.to(self.attack_device))
             adv = to_device(result.inputs, self.device)
             out = forward(self.model, adv)
-            measures.add_scores(clean_scores, self.measures.scores(out, labels.cpu()), labels.cpu())
+            measures.add(clean_scores, self.measures.score(out, labels.cpu()))
             names = self.measures.embedding_names(out, inputs)
             adv_emb = {m: out.embeddings[e].detach() for m, e in names.items() if m in clean_emb}
             measures.add_embeddings({m: clean_emb[m] for m in adv_emb}, adv_emb)

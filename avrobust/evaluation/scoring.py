@@ -1,26 +1,33 @@
 """How an evaluation scores a model's outputs (:class:`Measures`) and runs the model on clips.
 
-The default score is the AVA evaluation's: P(class 1) of 2-class logits (``softmax(logits)[..., 1]``,
-P(speaking)), shaped like the labels; the embeddings whose change (ECR) is reported are, by
-default, for each input modality ``m``, ``f"{m}_cross"`` when the model returns one (TalkNet's
-``z_a, z_v``), else ``m``.
+The task is told by the logits' class count ``C``. With ``C = 2`` (binary, e.g. speaking / not
+speaking) the default score is the AVA evaluation's: P(class 1) (``softmax(logits)[..., 1]``,
+P(speaking)), shaped like the labels, measured by AP; a prediction is a score >= 0.5. With
+``C > 2`` (multi-class, e.g. 29 event classes) the prediction is the top-1 class
+(``argmax(logits)``), measured by accuracy: clip-level for ``(B, C)`` logits with ``(B,)``
+labels, frame-level for ``(B, T, C)`` with ``(B, T)``. :meth:`Measures.score` gives both as a
+:class:`Scored` batch. The embeddings whose change (ECR) is reported are, by default, for each
+input modality ``m``, ``f"{m}_cross"`` when the model returns one (TalkNet's ``z_a, z_v``),
+else ``m``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import describe
+from .._checks import check_choice, describe
 from .._types import AVOutput
 from ..adapters import as_avoutput
 from ..attacks import preserve_model_state
 
-__all__ = ["Measures", "ScoreFn", "default_score"]
+__all__ = ["MEASURES", "Measures", "ScoreFn", "Scored", "default_score"]
+
+MEASURES = ("auto", "ap", "accuracy")
 
 ScoreFn = Callable[[AVOutput], Tensor]
 
@@ -43,19 +50,52 @@ def default_score(out: AVOutput) -> Tensor:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """One batch of outputs scored against its labels, on the CPU: what a cell's measures need.
+
+    Attributes:
+        values: ``(B, ...)``, shaped like ``labels``: for a binary task the scores (P(class 1),
+            or what ``score_fn`` gives), for a multi-class task the top-1 class (int64).
+        labels: ``(B, ...)`` the labels (int64 class indices for a multi-class task).
+        classes: ``C``, the class count of the model's logits.
+        binary: ``values`` are scores of a binary task (measured by AP) rather than classes.
+    """
+
+    values: Tensor
+    labels: Tensor
+    classes: int
+    binary: bool
+
+    @property
+    def predictions(self) -> Tensor:
+        """``(B, ...)`` int64 predicted classes: score >= 0.5 (binary) or the top-1 class."""
+        return (self.values >= 0.5).long() if self.binary else self.values
+
+
+@dataclass(frozen=True)
 class Measures:
     """How the model's outputs are scored and which embeddings ECR compares.
 
     Attributes:
-        score_fn: ``AVOutput -> scores`` shaped like the labels (default ``None``:
-            ``softmax(logits)[..., 1]``, P(speaking), the AVA evaluation's score).
+        score_fn: ``AVOutput -> scores``. For a binary task, one score per label, shaped like
+            the labels (default ``None``: ``softmax(logits)[..., 1]``, P(speaking), the AVA
+            evaluation's score). For a multi-class task (logits of ``C > 2`` classes), class
+            scores shaped like the logits ``(..., C)``, whose top-1 is the prediction (default
+            ``None``: the logits); a score per label with ``C > 2`` classes is a binary task
+            (AP) the attack must be told about with a callable ``Grid.objective``.
         ecr_embeddings: ``{modality: embedding name}`` whose ECR to report (default ``None``: for
             each input modality ``m``, the embedding ``f"{m}_cross"`` if the model returns one, as
             in Push-Pull Table 1, else ``m`` if it returns that).
+        measure: keyword-only; the cells' headline measure: ``"auto"`` (AP for a binary task,
+            top-1 accuracy for ``C > 2`` classes; refused when the labels of a ``C > 2`` model
+            are all 0/1), ``"ap"`` (refused for a ``C > 2`` model without a score per label) or
+            ``"accuracy"`` (top-1 accuracy; for a binary task, at the 0.5 threshold).
     """
 
     score_fn: ScoreFn | None = None
     ecr_embeddings: Mapping[str, str] | None = None
+    _: KW_ONLY
+    measure: str = "auto"
 
     def __post_init__(self) -> None:
         if self.score_fn is not None and not callable(self.score_fn):
@@ -72,6 +112,9 @@ class Measures:
                     f"got {describe(value)}"
                 )
             object.__setattr__(self, "ecr_embeddings", dict(value))
+        object.__setattr__(
+            self, "measure", check_choice(self.measure, "Measures.measure", MEASURES)
+        )
 
     @property
     def scorer(self) -> ScoreFn:
@@ -79,14 +122,17 @@ class Measures:
         return self.score_fn or default_score
 
     def scores(self, out: AVOutput, labels: Tensor) -> Tensor:
-        """The scores of ``out``, on the CPU, refused unless a tensor shaped like ``labels``.
+        """The binary scores of ``out``, on the CPU, refused unless a tensor shaped like
+        ``labels``.
 
         Raises:
             TypeError: ``score_fn`` returned something other than a tensor.
             ValueError: scores not shaped like the labels (naming the data for the default
                 score, else ``score_fn``).
         """
-        scores = self.scorer(out)
+        return self._binary_scores(self.scorer(out), labels)
+
+    def _binary_scores(self, scores: Any, labels: Tensor) -> Tensor:
         if self.score_fn is None and scores.shape != labels.shape:
             raise ValueError(
                 f"data: the labels have shape {tuple(labels.shape)}, but the default score (no "
@@ -105,6 +151,43 @@ class Measures:
                 f"{tuple(labels.shape)}, got {tuple(scores.shape)}"
             )
         return scores.detach().cpu()
+
+    def score(self, out: AVOutput, labels: Tensor) -> Scored:
+        """A batch scored: binary scores for 2-class logits (or a ``score_fn`` giving one score
+        per label), top-1 classes for ``C > 2`` classes.
+
+        Raises:
+            TypeError: float labels for a multi-class task (naming the data); ``score_fn``
+                returned something other than a tensor.
+            ValueError: labels outside ``[0, C)`` or not shaped like the logits' leading dims
+                (naming the data); scores of the wrong shape.
+        """
+        logits = out.logits
+        classes = int(logits.shape[-1]) if logits.ndim else 0
+        labels = labels.cpu()
+        if classes == 2 or (classes < 2 and self.score_fn is not None):
+            scores = self.scores(out, labels)
+            if classes == 2:
+                check_class_range(labels, classes)
+            return Scored(scores, labels, classes, binary=True)
+        if classes < 2:
+            default_score(out)  # refuses it, naming the model
+        given = None if self.score_fn is None else self.score_fn(out)
+        if given is not None and not isinstance(given, Tensor):
+            raise TypeError(
+                f"Measures.score_fn: expected it to return a tensor, got {describe(given)}"
+            )
+        if given is not None and given.shape == labels.shape:  # one score per label: binary
+            return Scored(self._binary_scores(given, labels), labels, classes, binary=True)
+        class_scores = logits if given is None else given
+        if class_scores.shape != logits.shape:
+            raise ValueError(
+                f"Measures.score_fn: expected class scores shaped like the logits "
+                f"{tuple(logits.shape)} (top-1 over their {classes} classes) or one score per "
+                f"label {tuple(labels.shape)}, got shape {tuple(class_scores.shape)}"
+            )
+        labels = check_class_labels(labels, logits)
+        return Scored(class_scores.detach().argmax(-1).cpu(), labels, classes, binary=False)
 
     def embedding_names(self, out: AVOutput, modalities: Any) -> dict[str, str]:
         """``{modality: embedding name}`` whose ECR to report for an output ``out``.
@@ -127,6 +210,47 @@ class Measures:
             elif m in out.embeddings:
                 names[m] = m
         return names
+
+
+def check_class_range(labels: Tensor, classes: int) -> None:
+    """Refuse labels outside ``[0, classes)``, naming the data and the model's class count.
+
+    Raises:
+        ValueError: a label below 0 or at or above ``classes``.
+    """
+    if labels.numel() == 0:
+        return
+    low, high = float(labels.min()), float(labels.max())
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"data: the labels hold class indices from {low:g} to {high:g}, but the model returns "
+            f"logits over {classes} classes (indices 0 to {classes - 1}); pass labels of the "
+            "model's task, or the model whose logits have one class per label value"
+        )
+
+
+def check_class_labels(labels: Tensor, logits: Tensor) -> Tensor:
+    """The labels of a multi-class batch as int64, checked against the logits ``(..., C)``.
+
+    Raises:
+        TypeError: floating-point labels. ValueError: labels not shaped like the logits'
+            leading dims, or outside ``[0, C)``. Each message names the data.
+    """
+    classes = int(logits.shape[-1])
+    if labels.is_floating_point() or labels.is_complex():
+        raise TypeError(
+            f"data: expected integer class indices as labels for a model with {classes}-class "
+            f"logits, got dtype {labels.dtype}"
+        )
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"data: the labels have shape {tuple(labels.shape)}, but the model's logits "
+            f"{tuple(logits.shape)} need labels of shape {tuple(logits.shape[:-1])}: frame labels "
+            f"(B, T) go with frame logits (B, T, {classes}), clip labels (B,) with clip logits "
+            f"(B, {classes})"
+        )
+    check_class_range(labels, classes)
+    return labels.long()
 
 
 def device_of(model: nn.Module) -> torch.device:

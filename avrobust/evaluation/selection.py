@@ -4,7 +4,10 @@
 clip, whether it is predicted correctly and whether it is speaking. :func:`choose` then picks the
 attacked clips from that record alone (so it is tested with hand-made records), as
 :class:`Selection` says: the correct clips (Push-Pull §4.1), every clip, or explicit indices;
-balanced between speaking and not speaking (225 + 225 in the paper) or not.
+balanced between speaking and not speaking (225 + 225 in the paper) or not. For a multi-class
+task (logits over ``C > 2`` classes) a clip is correct when its top-1 class is right, and
+balancing draws the same number of clips of every class of the data (:mod:`~avrobust.
+evaluation.tasks`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..metrics import average_precision
 from .fingerprints import clip_digests, data_digest
 from .scoring import Measures, ScoreFn, clip_positive, device_of, forward, frame_correct, to_device
 from .sources import Source
+from .tasks import balanced_per_class, clip_classes, task_measure
 
 __all__ = [
     "CleanPass",
@@ -40,12 +44,14 @@ class Selection:
 
     Attributes:
         clips: ``"correct"`` (clips whose frames the target predicts right, see
-            ``min_accuracy``; Push-Pull §4.1), ``"all"``, or explicit clip indices (e.g. the
-            intersection of the correct clips of several models, from :func:`correct_samples`);
-            indices are stored as a tuple of ints.
-        balance: draw as many speaking as not-speaking clips (:func:`balanced_subset`).
-        per_class: clips per class when balancing (default: as many as the smaller class has);
-            without balancing, the first ``2 * per_class`` candidates.
+            ``min_accuracy``; Push-Pull §4.1; top-1 right for a multi-class task), ``"all"``,
+            or explicit clip indices (e.g. the intersection of the correct clips of several
+            models, from :func:`correct_samples`); indices are stored as a tuple of ints.
+        balance: draw as many speaking as not-speaking clips (:func:`balanced_subset`); for a
+            multi-class task, as many clips of each class of the data
+            (:func:`~avrobust.evaluation.balanced_per_class`).
+        per_class: clips per class when balancing (default: as many as the smallest class has);
+            without balancing, the first ``per_class`` × (number of classes) candidates.
         min_accuracy: with ``clips="correct"``, the fraction of a clip's frames that must be
             right, in [0, 1].
     """
@@ -85,10 +91,13 @@ class CleanPass:
     Attributes:
         ids: the clip indices.
         correct: whether each clip is predicted correctly (at ``min_accuracy``).
-        positive: whether each clip is speaking.
-        scores: each clip's flat clean scores.
+        positive: whether each clip is speaking (False for every clip of a multi-class task).
+        scores: each clip's flat clean scores (binary task) or top-1 classes (multi-class).
         labels: each clip's flat labels.
         digests: each clip's content digest (:func:`~avrobust.evaluation.fingerprints.clip_digests`).
+        classes: each clip's class for a multi-class task (:func:`~avrobust.evaluation.tasks.
+            clip_classes`); ``None`` for a binary task.
+        num_classes: the class count ``C`` of the model's logits.
     """
 
     ids: list[int]
@@ -97,6 +106,8 @@ class CleanPass:
     scores: list[Tensor]
     labels: list[Tensor]
     digests: list[bytes]
+    classes: list[int] | None = None
+    num_classes: int = 2
 
 
 def clean_pass(
@@ -110,20 +121,30 @@ def clean_pass(
     device = device_of(model)
     found: dict[str, list[Any]] = {k: [] for k in ("ids", "correct", "positive", "scores")}
     found.update(labels=[], digests=[])
+    classes: list[int] = []
+    kinds: set[tuple[bool, int]] = set()
     for part, (inputs, y) in source.batches(None):
         found["digests"] += clip_digests(inputs, y)
-        y = y.cpu()
-        s = measures.scores(forward(model, to_device(inputs, device)), y)
-        acc = frame_correct(s, y).float()
+        scored = measures.score(forward(model, to_device(inputs, device)), y.cpu())
+        s, y = scored.values, scored.labels
+        kinds.add((scored.binary, scored.classes))
+        right = frame_correct(s, y) if scored.binary else s == y
+        acc = right.float()
         acc = acc.mean(dim=tuple(range(1, acc.ndim))) if acc.ndim > 1 else acc
         found["ids"] += part
         found["correct"] += (acc >= min_accuracy - 1e-12).tolist()
-        found["positive"] += clip_positive(y).tolist()
+        found["positive"] += clip_positive(y).tolist() if scored.binary else [False] * len(part)
+        classes += [] if scored.binary else clip_classes(y)
         found["scores"] += list(s.reshape(s.shape[0], -1))
         found["labels"] += list(y.reshape(y.shape[0], -1))
     if not found["ids"]:
         raise ValueError("data: expected at least one clip, got none")
-    return CleanPass(**found)
+    if len(kinds) > 1:
+        raise ValueError(
+            f"model: its logits changed task between batches (binary, classes): {sorted(kinds)}"
+        )
+    binary, count = kinds.pop()
+    return CleanPass(**found, classes=None if binary else classes, num_classes=count)
 
 
 def correct_samples(
@@ -140,13 +161,16 @@ def correct_samples(
         model: called as ``model(**inputs)``, returning :class:`~avrobust.AVOutput` or logits.
         data: as :func:`~avrobust.evaluation.evaluate`.
         min_accuracy: a clip is correct when at least this fraction of its frames is predicted
-            right (score >= 0.5 means speaking); 1.0 = every frame.
-        score_fn: ``AVOutput -> scores`` shaped like the labels (default: P(class 1)).
+            right (score >= 0.5 means speaking; the top-1 class for a multi-class model);
+            1.0 = every frame.
+        score_fn: ``AVOutput -> scores`` as :attr:`Measures.score_fn` (default: P(class 1) of
+            2-class logits, the logits' top-1 for more classes).
         batch_size: clips per forward.
 
     Returns:
-        ``(ids, correct, positive)``: the clip indices, whether each is correct, and whether each
-        is a speaking clip (clip label 1, or more than half of its frames speaking).
+        ``(ids, correct, positive)``: the clip indices, whether each is correct (top-1 right
+        for a multi-class model), and whether each is a speaking clip (clip label 1, or more
+        than half of its frames speaking; False for every clip of a multi-class task).
     """
     accuracy = check_fraction(min_accuracy, "min_accuracy")
     source = Source(data, check_int(batch_size, "batch_size", min_value=1))
@@ -227,11 +251,17 @@ def choose(found: CleanPass, selection: Selection, seed: int) -> list[int]:
         candidates = sorted(set(clips))
     position = {i: j for j, i in enumerate(found.ids)}
     per_class = selection.per_class
-    if selection.balance:
+    kinds = 2 if found.classes is None else len(set(found.classes))
+    if selection.balance and found.classes is not None:
+        classes = [found.classes[position[i]] for i in candidates]
+        chosen = balanced_per_class(
+            candidates, classes, per_class=per_class, seed=seed, all_classes=found.classes
+        )
+    elif selection.balance:
         positive = [found.positive[position[i]] for i in candidates]
         chosen = balanced_subset(candidates, positive, per_class=per_class, seed=seed)
     else:
-        chosen = candidates if per_class is None else candidates[: 2 * per_class]
+        chosen = candidates if per_class is None else candidates[: kinds * per_class]
     if not chosen:
         raise ValueError(
             f"Selection.clips: no clip to attack ({len(found.ids)} clips, "
@@ -241,29 +271,69 @@ def choose(found: CleanPass, selection: Selection, seed: int) -> list[int]:
 
 
 def select(
-    model: nn.Module, source: Source, measures: Measures, selection: Selection, seed: int
+    model: nn.Module,
+    source: Source,
+    measures: Measures,
+    selection: Selection,
+    seed: int,
+    *,
+    objective: Any = "training",
 ) -> tuple[dict[str, Any], list[int], str]:
-    """The clean pass and the choice: the report's clean measures (``map_all``,
-    ``samples_total``, ``samples_correct``, ``map_selected``, ``samples_selected``,
-    ``positives_selected``), the attacked clips and their content fingerprint.
+    """The clean pass and the choice: the report's clean measures, the attacked clips and their
+    content fingerprint.
+
+    The clean measures of a binary task measured by AP: ``map_all``, ``samples_total``,
+    ``samples_correct``, ``map_selected``, ``samples_selected``, ``positives_selected``. With
+    accuracy as the measure, also ``measure`` (``"accuracy"``), ``classes`` (``C``),
+    ``accuracy_all`` and ``accuracy_selected`` (top-1, over frames for frame labels); a
+    multi-class task has those instead of mAP, and ``classes_selected`` (``{class: clips}``)
+    instead of ``positives_selected``.
+
+    Args:
+        model: the target.
+        source: the data.
+        measures: how outputs are scored.
+        selection: which clips are attacked.
+        seed: seed of the balanced draw.
+        objective: the grid's objective (for :func:`~avrobust.evaluation.tasks.task_measure`).
 
     Raises:
-        ValueError: as :func:`clean_pass` and :func:`choose`; AP undefined (no speaking frame).
+        ValueError: as :func:`clean_pass`, :func:`choose` and
+            :func:`~avrobust.evaluation.tasks.task_measure`; AP undefined (no speaking frame).
     """
     found = clean_pass(model, source, measures, selection.min_accuracy)
-    clean: dict[str, Any] = {
-        "map_all": float(average_precision(torch.cat(found.scores), torch.cat(found.labels))),
-        "samples_total": len(found.ids),
-        "samples_correct": int(sum(found.correct)),
-    }
+    measure = task_measure(found, measures.measure, objective)
+    binary = found.classes is None
     chosen = choose(found, selection, seed)
     position = {i: j for j, i in enumerate(found.ids)}
     rows = [position[i] for i in chosen]
-    picked = (
-        torch.cat([found.scores[j] for j in rows]),
-        torch.cat([found.labels[j] for j in rows]),
-    )
-    clean["map_selected"] = float(average_precision(*picked))
+    clean: dict[str, Any] = {}
+    if binary:
+        clean["map_all"] = float(
+            average_precision(torch.cat(found.scores), torch.cat(found.labels))
+        )
+    clean.update(samples_total=len(found.ids), samples_correct=int(sum(found.correct)))
+    if measure == "accuracy":
+        clean.update(measure=measure, classes=found.num_classes)
+        clean["accuracy_all"] = _accuracy(found, range(len(found.ids)))
+        clean["accuracy_selected"] = _accuracy(found, rows)
+    if binary:
+        picked = [torch.cat([getattr(found, k)[j] for j in rows]) for k in ("scores", "labels")]
+        clean["map_selected"] = float(average_precision(*picked))
     clean["samples_selected"] = len(chosen)
-    clean["positives_selected"] = int(sum(found.positive[j] for j in rows))
+    if binary:
+        clean["positives_selected"] = int(sum(found.positive[j] for j in rows))
+    else:
+        counts = np.bincount([found.classes[j] for j in rows], minlength=found.num_classes)  # type: ignore[index]
+        clean["classes_selected"] = {str(k): int(n) for k, n in enumerate(counts) if n}
     return clean, chosen, data_digest([found.digests[j] for j in rows])
+
+
+def _accuracy(found: CleanPass, rows: Any) -> float:
+    """Top-1 (multi-class) or 0.5-threshold (binary) accuracy over the frames of ``rows``."""
+    right = total = 0
+    for j in rows:
+        s, y = found.scores[j], found.labels[j]
+        hits = frame_correct(s, y) if found.classes is None else s == y
+        right, total = right + int(hits.sum()), total + int(hits.numel())
+    return right / total if total else float("nan")

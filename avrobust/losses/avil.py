@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_bool, check_choice, check_number
+from .._checks import check_bool, check_choice, check_int, check_number
 from .functional import TERMS, frame_groups
 
 __all__ = ["AVILoss"]
@@ -57,6 +57,13 @@ class AVILoss(nn.Module):
     centre alignment, ``"l4"`` per-frame audio-visual distance. The paper trains with all four at
     ``λ = 0.1``; its most robust pair is ``("l1", "l4")``.
 
+    More than two classes (``num_classes=C``, our extension; the paper has speech and
+    non-speech only): labels are class indices in ``[0, C)`` and there is one centre per class
+    present in the batch. ``"l1"`` is the mean, over the pairs of present classes, of the
+    pair's centre cosines (audio plus visual; still in [-2, 2]); ``"l2"``, ``"l3"``, ``"l4"``
+    sum the paper's per-class parts over the present classes (so they grow with the number of
+    classes present). With two classes every term is the paper's; see ``docs/avil.md``.
+
     Args:
         terms: names of the terms to use; ``None`` means all four, or the keys of ``weight`` when
             it is a mapping.
@@ -70,6 +77,8 @@ class AVILoss(nn.Module):
             ``z_visual`` (default). The check is one ``torch.isfinite(...).all()`` per embedding
             tensor, read in the device sync the label check already makes, so it adds no sync;
             ``False`` skips it, and a NaN embedding then gives a NaN loss.
+        num_classes: the class count ``C`` (>= 2; default 2, the paper's speech and
+            non-speech, whose labels must be 0/1). Under ``sync`` every rank must use the same.
 
     Attributes:
         terms: the term names, in order.
@@ -93,8 +102,10 @@ class AVILoss(nn.Module):
         *,
         sync: bool = False,
         check_finite: bool = True,
+        num_classes: int = 2,
     ) -> None:
         super().__init__()
+        self.num_classes = check_int(num_classes, "num_classes", min_value=2)
         self.terms = _parse_terms(terms, weight)
         self.weights = _parse_weights(self.terms, weight)
         for name, flag in (("sync", sync), ("check_finite", check_finite)):
@@ -104,7 +115,8 @@ class AVILoss(nn.Module):
         self.last_terms: dict[str, Tensor] = {}
 
     def extra_repr(self) -> str:
-        return f"weights={self.weights}, sync={self.sync}, check_finite={self.check_finite}"
+        text = f"weights={self.weights}, sync={self.sync}, check_finite={self.check_finite}"
+        return text + (f", num_classes={self.num_classes}" if self.num_classes != 2 else "")
 
     def compute_terms(
         self, z_audio: Tensor, z_visual: Tensor, labels: Tensor, mask: Tensor | None = None
@@ -115,7 +127,8 @@ class AVILoss(nn.Module):
             z_audio: ``(B, T, D)`` or ``(N, D)`` audio frame embeddings (floating point).
             z_visual: visual frame embeddings, same shape as ``z_audio`` (``D`` may differ only
                 when neither ``"l3"`` nor ``"l4"`` is used).
-            labels: ``(B, T)`` or ``(N,)`` frame labels, 1 = speech, 0 = non-speech (int/bool).
+            labels: ``(B, T)`` or ``(N,)`` frame labels, 1 = speech, 0 = non-speech (int/bool);
+                class indices in ``[0, num_classes)`` for more classes.
             mask: optional bool shaped like ``labels``; ``False`` = padded frame, ignored.
 
         Returns:
@@ -127,7 +140,8 @@ class AVILoss(nn.Module):
         """
         same_dim = bool({"l3", "l4"} & set(self.terms))
         groups = frame_groups(z_audio, z_visual, labels, mask, same_dim=same_dim, sync=self.sync,
-                              check_finite=self.check_finite)  # fmt: skip
+                              check_finite=self.check_finite,
+                              num_classes=self.num_classes)  # fmt: skip
         return {name: TERMS[name](groups) for name in self.terms}
 
     def forward(

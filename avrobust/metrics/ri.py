@@ -7,6 +7,10 @@ clean (✓AV), under an audio-only attack (✗A), a visual-only attack (✗V) an
   ``RI_m = (✓AV_m + Avg_m) − (✓AV_n + Avg_n)`` against the undefended model ``n`` (slides);
 * fusion table: there the slides' "Avg." column is the mean of all **four** columns
   (e.g. Sum: (88.46 + 35.58 + 45.19 + 3.85) / 4 = 43.27); ``avg="all"`` reproduces it.
+
+:meth:`avrobust.evaluation.EvaluationReport.robustness_row` builds a row from an ``evaluate``
+report: top-1 accuracy % for a multi-class model (Tian & Xu's measure, e.g. an event
+classifier), frame mAP % for a binary one (active-speaker detection).
 """
 
 from __future__ import annotations

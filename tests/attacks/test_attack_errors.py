@@ -93,8 +93,8 @@ def test_inputs_with_different_batch_sizes():
     [
         (
             torch.zeros(3, 5, dtype=torch.long),
-            r"labels: expected shape \(3,\) \(frame-level\) or \(3,\) "
-            r"\(clip-level\) to match logits of shape \(3, 2\), got \(3, 5\)",
+            r"labels: expected shape \(3,\) \(clip-level; frame labels need logits "
+            r"\(B, T, C\)\) to match logits of shape \(3, 2\), got \(3, 5\)",
         ),
         (
             torch.zeros(2, dtype=torch.long),
@@ -144,7 +144,7 @@ def test_steps_and_restarts_at_least_one():
 
 def test_unknown_rule_name():
     with pytest.raises(
-        ValueError, match=r"rule: expected one of \['bim', 'fgsm', 'mim', 'pgd'\], got 'cw'"
+        ValueError, match=r"rule: expected one of \['apgd', 'bim', 'fgsm', 'mim', 'pgd'\], got 'cw'"
     ):
         attack(rule="cw")
     with pytest.raises(TypeError, match=r"rule: expected a StepRule such as avrobust.PGD\(\)"):
@@ -188,7 +188,9 @@ def test_model_output_without_logits():
 
 def test_other_arguments():
     with pytest.raises(
-        ValueError, match=r"objective: expected 'training', 'inference' or a callable, got 'train'"
+        ValueError,
+        match=r"objective: expected 'training', 'inference', 'margin', 'dlr' or a callable, "
+        r"got 'train'",
     ):
         attack(objective="train")
     with pytest.raises(ValueError, match=r"keep: expected one of \['best', 'last'\], got 'first'"):
@@ -237,6 +239,6 @@ def test_list_rules_names_what_as_rule_accepts():
     """The registry the CLI and the evaluation grid read: every listed name builds its rule, and
     an unlisted one is refused naming the argument."""
     names = avrobust.attacks.list_rules()
-    assert set(names) == {"fgsm", "bim", "mim", "pgd"}
+    assert set(names) == {"fgsm", "bim", "mim", "pgd", "apgd"}
     assert [avrobust.attacks.as_rule(n).name for n in names] == list(names)
-    assert_raises_naming(ValueError, "rule", avrobust.attacks.as_rule, "apgd")
+    assert_raises_naming(ValueError, "rule", avrobust.attacks.as_rule, "cw")

@@ -231,7 +231,7 @@ def test_evaluate_a_demo_checkpoint(demo_run, tmp_path, capsys) -> None:
         ),
         (
             ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--rules", "pgd,cw"],
-            "--rules: expected names among fgsm,bim,mim,pgd, got ['cw']",
+            "--rules: expected names among fgsm,bim,mim,pgd,apgd, got ['cw']",
         ),
         (
             ["evaluate", "--checkpoint", "{ckpt}", "--data", "synthetic", "--eps", "0,5"],

@@ -37,7 +37,9 @@ def test_rule_choices_are_the_known_rules(monkeypatch, tmp_path, capsys) -> None
     code, err = _exit([*argv, "--rules", "MINE,pgd"], capsys)
     assert code == 2 and "--checkpoint: file not found" in err  # --rules was accepted
     code, err = _exit([*argv, "--rules", "cw"], capsys)
-    assert code == 2 and "--rules: expected names among fgsm,bim,mim,pgd,mine, got ['cw']" in err
+    assert (
+        code == 2 and "--rules: expected names among fgsm,bim,mim,pgd,apgd,mine, got ['cw']" in err
+    )
 
 
 def test_modality_choices_come_from_the_budgets(monkeypatch, tmp_path, capsys) -> None:

@@ -279,7 +279,7 @@ def test_balanced_subset() -> None:
         (
             lambda: Grid(rules=["cw"]),
             ValueError,
-            r"Grid.rules\[0\]: expected one of \['bim', 'fgsm', 'mim', 'pgd'\], got 'cw'",
+            r"Grid.rules\[0\]: expected one of \['apgd', 'bim', 'fgsm', 'mim', 'pgd'\], got 'cw'",
         ),
         (lambda: Grid(rules=[]), TypeError, r"Grid.rules: expected a non-empty list"),
         (lambda: Grid(eps=[0.0]), ValueError, r"Grid.eps\[0\]: must be a finite number > 0, got 0"),
@@ -302,7 +302,7 @@ def test_balanced_subset() -> None:
         (
             lambda: Grid(objective="loss"),
             ValueError,
-            r"Grid.objective: expected one of \['inference', 'training'\]",
+            r"Grid.objective: expected one of \['dlr', 'inference', 'margin', 'training'\]",
         ),
         (lambda: Grid(steps=0), ValueError, r"Grid.steps: must be >= 1, got 0"),
         (
@@ -480,3 +480,12 @@ def test_data_that_gives_other_clips_on_a_second_pass_is_refused(data) -> None:
         ValueError, match=r"data: a second pass over it gave \d+ of the \d+ selected"
     ):
         evaluate(Toy(), Shrinking(), grid, **QUIET)
+
+
+def test_the_grid_takes_apgd_and_the_margin_objective(data) -> None:
+    """The grid reads the attack registries: APGD with the margin loss runs as a cell, and its
+    cell is at least as harmful as the clean score (keep='best' never returns a weaker point)."""
+    grid = replace(GRID, rules=["apgd"], eps=[GRID.eps[-1]], objective="margin")
+    report = evaluate(Toy(), data, grid, **QUIET)
+    assert [c.rule for c in report.cells] == ["apgd"] * len(report.cells)
+    assert all(c.map_adv <= c.map_clean for c in report.cells)

@@ -375,3 +375,140 @@ def test_errors_constructor() -> None:
         AVILoss(terms="l1")
     with pytest.raises(TypeError, match=r"sync: expected a bool"):
         AVILoss(sync=1)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- C classes (ours)
+# The extension of eqs. 6–10 to C classes is ours (docs/avil.md): one centre per class present
+# in the batch; L1 the mean over pairs of present classes of the centre cosines (per modality,
+# summed), L2/L3/L4 the sums over present classes of the paper's per-class parts.
+def naive_multiclass(e_a, e_v, labels, classes: int, mask=None) -> dict[str, float]:
+    """A literal loop over classes and frames of the C-class terms, on Python floats."""
+    a, v = _vec(e_a), _vec(e_v)
+    y = labels.reshape(-1).tolist()
+    m = [True] * len(y) if mask is None else mask.reshape(-1).tolist()
+    members = {k: [i for i in range(len(y)) if m[i] and y[i] == k] for k in range(classes)}
+    present = [k for k in range(classes) if members[k]]
+    c_a = {k: _centre(a, members[k]) for k in present}
+    c_v = {k: _centre(v, members[k]) for k in present}
+    pairs = [(j, k) for j in present for k in present if j < k]
+    l1 = _mean([_cos(c_a[j], c_a[k]) + _cos(c_v[j], c_v[k]) for j, k in pairs])
+    l2 = -sum(_mean([_cos(c_a[k], a[i]) + _cos(c_v[k], v[i]) for i in members[k]]) for k in present)
+    l3 = -sum(_cos(c_a[k], c_v[k]) for k in present)
+
+    def dist(i: int) -> float:
+        return math.sqrt(sum((v[i][d] - a[i][d]) ** 2 for d in range(len(a[i]))))
+
+    l4 = sum(_mean([dist(i) for i in members[k]]) for k in present)
+    return {"l1": l1, "l2": l2, "l3": l3, "l4": l4}
+
+
+def multiclass_batch(seed: int, classes: int = 4, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    e_a = torch.randn(3, 6, 5, generator=g, dtype=dtype)
+    e_v = torch.randn(3, 6, 5, generator=g, dtype=dtype)
+    labels = torch.randint(0, classes, (3, 6), generator=g)
+    mask = torch.rand(3, 6, generator=g) > 0.2
+    return e_a, e_v, labels, mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_classes_equal_the_paper_to_float64_resolution(seed: int) -> None:
+    """With num_classes=2 (and with num_classes=4 on labels that only use classes 0 and 1)
+    every term equals the paper's literal eqs. 6-10 (naive loop) to float64 resolution, and
+    AVILoss(num_classes=2) gives the default AVILoss's value."""
+    e_a, e_v, labels, mask = batch(seed, dtype=torch.float64)
+    reference = naive_terms(e_a, e_v, labels, mask)
+    for name, fn in ALL_TERMS.items():
+        for classes in (2, 4):
+            value = float(fn(e_a, e_v, labels, mask, num_classes=classes))
+            assert value == pytest.approx(reference[name], abs=1e-12, rel=1e-12)
+    default = AVILoss(weight=[0.1, 0.2, 0.3, 0.4])(e_a, e_v, labels, mask)
+    two = AVILoss(weight=[0.1, 0.2, 0.3, 0.4], num_classes=2)(e_a, e_v, labels, mask)
+    assert float(two) == float(default)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_four_classes_match_the_naive_class_loop(seed: int) -> None:
+    """num_classes=4: each term equals the literal loop over the classes present (float64),
+    with and without a mask; class_centres gives one centre per class."""
+    e_a, e_v, labels, mask = multiclass_batch(seed)
+    for name, fn in ALL_TERMS.items():
+        for m in (None, mask):
+            value = float(fn(e_a, e_v, labels, m, num_classes=4))
+            expected = naive_multiclass(e_a, e_v, labels, 4, m)[name]
+            assert value == pytest.approx(expected, abs=1e-12, rel=1e-12)
+    centres = class_centres(e_a, labels, num_classes=4)
+    assert centres.shape == (4, 5)
+    torch.testing.assert_close(centres[2], e_a[labels == 2].mean(0))
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_four_classes_do_not_depend_on_the_class_ids(seed: int) -> None:
+    """Relabelling the classes by a permutation of 0..3 changes no term (float64)."""
+    e_a, e_v, labels, mask = multiclass_batch(seed)
+    crit = AVILoss(num_classes=4)
+    before = crit.compute_terms(e_a, e_v, labels, mask)
+    perm = torch.tensor([2, 0, 3, 1])
+    after = crit.compute_terms(e_a, e_v, perm[labels], mask)
+    for name in before:
+        torch.testing.assert_close(after[name], before[name], atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("present", [0, 3])
+def test_four_classes_one_class_present_is_finite(present: int) -> None:
+    """A 4-class batch holding one class gives finite values and gradients; L1 (no pair of
+    present classes) is exactly 0 with zero gradients."""
+    e_a, e_v, _, _ = multiclass_batch(7)
+    e_a.requires_grad_(True)
+    e_v.requires_grad_(True)
+    labels = torch.full((3, 6), present)
+    crit = AVILoss(num_classes=4)
+    total = crit(e_a, e_v, labels)
+    total.backward()
+    assert torch.isfinite(total) and torch.isfinite(e_a.grad).all()
+    assert torch.isfinite(e_v.grad).all()
+    assert float(crit.last_terms["l1"]) == 0.0
+    terms = {n: float(v) for n, v in crit.last_terms.items()}
+    assert terms == pytest.approx(naive_multiclass(e_a, e_v, labels, 4), abs=1e-12)
+
+
+def test_four_classes_gradcheck_float64() -> None:
+    """The 4-class terms have correct gradients (gradcheck, float64)."""
+    e_a, e_v, labels, mask = multiclass_batch(8)
+    e_a, e_v = e_a[:2, :3, :3].clone(), e_v[:2, :3, :3].clone()
+    e_a.requires_grad_(True)
+    e_v.requires_grad_(True)
+    crit = AVILoss(num_classes=4, weight=[0.1, 0.2, 0.3, 0.4])
+    assert torch.autograd.gradcheck(
+        lambda a, v: crit(a, v, labels[:2, :3], mask[:2, :3]), (e_a, e_v), eps=1e-6, atol=1e-5
+    )
+
+
+def test_l1_over_four_classes_pushes_every_pair_of_centres_apart() -> None:
+    """Minimising the 4-class L1 alone makes every pair of class centres dissimilar (the mean
+    pairwise cosine of 4 centres cannot go below -1/3: it ends near it)."""
+    g = torch.Generator().manual_seed(12)
+    shared = torch.randn(8, generator=g) * 2
+    e_a, e_v = shared + torch.randn(40, 8, generator=g), shared + torch.randn(40, 8, generator=g)
+    y = torch.arange(40) % 4
+    params = [e_a.clone().requires_grad_(True), e_v.clone().requires_grad_(True)]
+    optimiser = torch.optim.Adam(params, lr=0.05)
+    for _ in range(150):
+        optimiser.zero_grad()
+        F.avil_l1(*params, y, num_classes=4).backward()
+        optimiser.step()
+    centres = class_centres(params[0].detach(), y, num_classes=4)
+    cos = cosine_similarity(centres[:, None], centres[None, :])
+    off = cos[~torch.eye(4, dtype=torch.bool)]
+    assert float(off.max()) < 0.0 and float(off.mean()) < -0.3
+
+
+def test_num_classes_errors() -> None:
+    """Labels outside [0, num_classes) are refused naming labels; a num_classes below 2 or not
+    an int is refused naming num_classes."""
+    e_a, e_v, labels, _ = multiclass_batch(9)
+    message = assert_raises_naming(ValueError, "labels", AVILoss(num_classes=3), e_a, e_v, labels)
+    assert "[3]" in message and "0 to 2" in message
+    assert_raises_naming(ValueError, "num_classes", AVILoss, num_classes=1)
+    assert_raises_naming(TypeError, "num_classes", AVILoss, num_classes=2.5)
+    assert_raises_naming(ValueError, "num_classes", F.avil_l2, e_a, e_v, labels, num_classes=0)

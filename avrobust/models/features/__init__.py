@@ -32,6 +32,7 @@ from .framing import (
     preemphasis,
     round_half_up,
     samples_for_frames,
+    wrap_to_frames,
 )
 from .spectrogram import LinearSpectrogram
 
@@ -49,4 +50,5 @@ __all__ = [
     "preemphasis",
     "round_half_up",
     "samples_for_frames",
+    "wrap_to_frames",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "preemphasis",
     "round_half_up",
     "samples_for_frames",
+    "wrap_to_frames",
 ]
 
 
@@ -121,6 +122,26 @@ def power_spectrum(frames: Tensor, nfft: int) -> Tensor:
     """
     spec = torch.view_as_real(torch.fft.rfft(frames, n=nfft, dim=-1))
     return spec.square().sum(-1) / nfft
+
+
+def wrap_to_frames(features: Tensor, frames: int) -> Tensor:
+    """Exactly ``frames`` feature frames: repeat rows from the start when short, cut when long.
+
+    The ASD convention of TalkNet's AVA loader: ``numpy.pad(feats, ((0, shortage), (0, 0)),
+    "wrap")[:frames]`` (4 MFCC frames per video frame, ``frames = 4 T``).
+
+    Args:
+        features: ``(..., F, C)`` feature frames, ``F >= 1``.
+        frames: the number of frames wanted along axis ``-2``.
+
+    Returns:
+        ``(..., frames, C)``; row ``i`` is input row ``i % F`` (gradients flow to every reused row).
+    """
+    have = features.shape[-2]
+    if have < frames:
+        index = torch.arange(frames, device=features.device) % have
+        features = features.index_select(-2, index)
+    return features[..., :frames, :]
 
 
 class FramedFrontEnd(nn.Module):

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..._checks import check_tensor, describe
 from ..._types import AVOutput
-from ..features import MFCC, LinearSpectrogram
+from ..features import MFCC, LinearSpectrogram, wrap_to_frames
 from .checkpoint import (
     LoadReport,
     _load_state,
@@ -163,11 +163,8 @@ class TalkNet(nn.Module):
                     f"{low} to {high} accepted), got {length}. Are audio and video the same clip "
                     f"and the audio sampled at {cfg.sample_rate} Hz?"
                 )
-        features = self.audio_frontend(audio)
-        if have < wanted:  # the AVA loader's numpy 'wrap' padding: repeat rows from the start
-            index = torch.arange(wanted, device=features.device) % have
-            features = features.index_select(-2, index)
-        return features[..., :wanted, :]
+        # the AVA loader's numpy 'wrap' padding: repeat rows from the start, as ASDMFCC does
+        return wrap_to_frames(self.audio_frontend(audio), wanted)
 
     def encode_audio(self, features: Tensor) -> Tensor:
         """Audio features ``(B, 4 T, F)`` -> front-end embeddings ``e_a`` ``(B, T, D)``."""
