@@ -9,6 +9,7 @@ embeddings ECR compares) and the :class:`~avrobust.evaluation.Store` (the resuma
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from torch import nn
@@ -17,6 +18,7 @@ from .._checks import check_bool, check_int, describe
 from ..attacks import push_pull_budgets
 from .fingerprints import callable_identity, clip_digests, data_digest, model_fingerprint
 from .grid import Grid, GridCell
+from .ranks import current_ranks, from_main
 from .records import FORMAT, StoredCell
 from .report import EvaluationReport
 from .results import CellResult
@@ -50,6 +52,12 @@ def evaluate(
     budget; the others stay bit-identical), then the target model scores the adversarial clips.
     Cells are computed in grid order (rule, then eps, then modality set); each is appended to
     the store's file as soon as it is finished, and ``on_cell`` is called after that.
+
+    Across ranks: with an initialised ``torch.distributed`` process group of ``W > 1`` ranks
+    (``torchrun``), every rank calls ``evaluate`` alike; batch ``k`` is attacked by rank
+    ``k mod W`` only, rank 0 alone reads and writes the store's file (its decisions are
+    broadcast), and every rank returns the same report, equal to a 1-process run's but for
+    ``seconds`` (:mod:`avrobust.evaluation.ranks`, docs/evaluate.md, "Across ranks").
 
     Args:
         model: the target, called as ``model(**inputs)``; returns :class:`~avrobust.AVOutput` (or
@@ -121,23 +129,31 @@ def evaluate(
     source = Source(data, check_int(batch_size, "batch_size", min_value=1))
     config = _file_config(model, source, grid, selection, measures, surrogate, seed)
     cells = grid.cells()
-    file = ResultsFile(store.file)
-    with ResultsLock(store.file):
-        meta, done = file.resume(config, _digest_of(source)) if store.resume else (None, {})
-        if meta is None:
-            clean, chosen, digest = select(
-                model, source, measures, selection, seed, objective=grid.objective
-            )
-            meta = {"kind": "meta", "config": config, "clean": clean, "selection": chosen}
-            meta["data"] = digest
-            file.start(meta)
-        file.check_reuse(done, {c.key: c.defines for c in cells})
+    ranks = current_ranks()
+    file = ResultsFile(store.file if ranks.main else None)
+    with ExitStack() as held:
+
+        def prepare() -> tuple[dict[str, Any], Mapping[str, StoredCell]]:
+            held.enter_context(ResultsLock(store.file))  # rank 0 only, for the whole run
+            meta, done = file.resume(config, _digest_of(source)) if store.resume else (None, {})
+            if meta is None:
+                clean, chosen, digest = select(
+                    model, source, measures, selection, seed, objective=grid.objective
+                )
+                meta = {"kind": "meta", "config": config, "clean": clean, "selection": chosen}
+                meta["data"] = digest
+                file.start(meta)
+            file.check_reuse(done, {c.key: c.defines for c in cells})
+            return meta, done
+
+        meta, done = from_main(ranks, prepare)
         chosen = [int(i) for i in meta["selection"]]
         measure = meta["clean"].get("measure", "ap")
         runner = CellRunner(
-            model, surrogate or model, source, chosen, measures, grid, measure=measure
+            model, surrogate or model, source, chosen, measures, grid, measure=measure, ranks=ranks
         )
-        results = _run_cells(cells, done, runner, file, seed, progress, on_cell)
+        results = _run_cells(cells, done, runner, file, seed, progress and ranks.main, on_cell)
+    ranks.wait()  # the file is complete and unlocked when any rank returns
     report_config = {"format": FORMAT, **grid.config(), **config}
     return EvaluationReport(report_config, meta["clean"], chosen, results)
 

@@ -32,6 +32,7 @@ from ..metrics import (
     ecr_per_frame,
 )
 from .grid import Grid, GridCell
+from .ranks import Ranks, gather_measures
 from .results import CellResult
 from .scoring import Measures, Scored, device_of, forward, to_device
 from .sources import Source
@@ -192,6 +193,9 @@ class CellRunner:
         measures: how outputs are scored and which embeddings ECR compares.
         grid: the grid (its budgets, steps and objective).
         measure: the headline measure of a binary task (``"ap"`` or ``"accuracy"``).
+        ranks: this process's place among ``torch.distributed`` ranks: it attacks only the
+            batches :meth:`Ranks.mine` gives it, and every rank gets the merged measures
+            (:mod:`~avrobust.evaluation.ranks`); default one rank, every batch.
     """
 
     def __init__(
@@ -204,9 +208,10 @@ class CellRunner:
         grid: Grid,
         *,
         measure: str = "ap",
+        ranks: Ranks = Ranks(),  # noqa: B008 - frozen
     ) -> None:
         self.model, self.attacker, self.source = model, attacker, source
-        self.measure = measure
+        self.measure, self.ranks = measure, ranks
         self.selection, self.measures, self.grid = selection, measures, grid
         self.device, self.attack_device = device_of(model), device_of(attacker)
         self._clean: dict[int, tuple[Scored, dict[str, Tensor]]] = {}
@@ -240,7 +245,9 @@ class CellRunner:
             seed=seed,
         )
         measures = CellMeasures(budgets, measure=self.measure)
+        parts: list[tuple[int, CellMeasures]] = []
         seen: list[int] = []
+        failure: Exception | None = None
         for number, (part, (inputs, labels)) in enumerate(self.source.batches(self.selection)):
             seen += part
             missing = [m for m in cell.modalities if m not in inputs]
@@ -249,17 +256,17 @@ class CellRunner:
                     f"Grid.modalities: the data has no input {missing}; its inputs are "
                     f"{sorted(inputs)}"
                 )
-            inputs, labels = to_device(inputs, self.device), labels.to(self.device)
-            clean_scores, clean_emb = self._clean_out(number, inputs, labels)
-            result = attack(to_device(inputs, self.attack_device), labels.to(self.attack_device))
-            adv = to_device(result.inputs, self.device)
-            out = forward(self.model, adv)
-            measures.add(clean_scores, self.measures.score(out, labels.cpu()))
-            names = self.measures.embedding_names(out, inputs)
-            adv_emb = {m: out.embeddings[e].detach() for m, e in names.items() if m in clean_emb}
-            measures.add_embeddings({m: clean_emb[m] for m in adv_emb}, adv_emb)
-            for m in cell.modalities:
-                measures.add_change(m, inputs[m].float(), adv[m].float())
+            if not self.ranks.mine(number) or failure is not None:
+                continue
+            if self.ranks.world > 1:  # one measures per batch, merged in batch order
+                measures = CellMeasures(budgets, measure=self.measure)
+                parts.append((number, measures))
+            try:
+                self._attack_batch(attack, cell, number, inputs, labels, measures)
+            except Exception as error:  # with ranks: raised on every rank after the gather
+                if self.ranks.world == 1:
+                    raise
+                failure = error
         if seen != self.selection:
             raise ValueError(
                 f"data: a second pass over it gave {len(seen)} of the {len(self.selection)} "
@@ -267,4 +274,29 @@ class CellRunner:
                 "(a Dataset, a list of batches, a DataLoader without shuffling), not a one-shot "
                 "iterator such as a generator"
             )
-        return measures.result(cell.rule_name, cell.eps, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if self.ranks.world > 1:
+            measures, seconds = gather_measures(self.ranks, parts, seconds, failure=failure)
+        return measures.result(cell.rule_name, cell.eps, seconds)
+
+    def _attack_batch(
+        self,
+        attack: MultimodalAttack,
+        cell: GridCell,
+        number: int,
+        inputs: dict[str, Tensor],
+        labels: Tensor,
+        measures: CellMeasures,
+    ) -> None:
+        """Attack batch ``number`` and add its clean and adversarial measures to ``measures``."""
+        inputs, labels = to_device(inputs, self.device), labels.to(self.device)
+        clean_scores, clean_emb = self._clean_out(number, inputs, labels)
+        result = attack(to_device(inputs, self.attack_device), labels.to(self.attack_device))
+        adv = to_device(result.inputs, self.device)
+        out = forward(self.model, adv)
+        measures.add(clean_scores, self.measures.score(out, labels.cpu()))
+        names = self.measures.embedding_names(out, inputs)
+        adv_emb = {m: out.embeddings[e].detach() for m, e in names.items() if m in clean_emb}
+        measures.add_embeddings({m: clean_emb[m] for m in adv_emb}, adv_emb)
+        for m in cell.modalities:
+            measures.add_change(m, inputs[m].float(), adv[m].float())

@@ -71,6 +71,26 @@ def run_step(data: dict[str, torch.Tensor], model: nn.Module, sync: bool):
     return loss.detach(), x_a.grad, e_a.detach(), e_v.detach()
 
 
+def _rank_results(rank: int) -> dict[str, object]:
+    start = sum(CLIPS[:rank])
+    part = {k: v[start : start + CLIPS[rank]] for k, v in full_batch().items()}
+    torch.manual_seed(1)
+    model = nn.parallel.DistributedDataParallel(Encoder().double())
+    loss, x_grad, e_a, e_v = run_step(part, model, sync=True)
+    grads = {n: p.grad.clone() for n, p in model.module.named_parameters()}
+    ap = AveragePrecision(sync=True)
+    ap.update(part["scores"], part["labels"], part["mask"])
+    change = ECR(sync=True)
+    change.update(e_a, e_v, part["mask"])
+    return {
+        "loss": loss,
+        "x_grad": x_grad,
+        "grads": grads,
+        "ap": ap.compute(),
+        "ecr": change.compute(),
+    }
+
+
 def _worker(rank: int, port: int, out_dir: str) -> None:
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -83,24 +103,12 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         timeout=datetime.timedelta(seconds=30),
     )
     try:
-        start = sum(CLIPS[:rank])
-        part = {k: v[start : start + CLIPS[rank]] for k, v in full_batch().items()}
-        torch.manual_seed(1)
-        model = nn.parallel.DistributedDataParallel(Encoder().double())
-        loss, x_grad, e_a, e_v = run_step(part, model, sync=True)
-        grads = {n: p.grad.clone() for n, p in model.module.named_parameters()}
-        ap = AveragePrecision(sync=True)
-        ap.update(part["scores"], part["labels"], part["mask"])
-        change = ECR(sync=True)
-        change.update(e_a, e_v, part["mask"])
-        result = {
-            "loss": loss,
-            "x_grad": x_grad,
-            "grads": grads,
-            "ap": ap.compute(),
-            "ecr": change.compute(),
-        }
+        result = _rank_results(rank)  # the DDP model and its reducer are gone when this returns
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+        # Every rank reaches here before any tears gloo down: a rank that destroys the group
+        # while its peer still finishes a collective (or while a DDP reducer is alive) aborts
+        # the peer ("terminate called without an active exception", SIGABRT).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
