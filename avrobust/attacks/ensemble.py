@@ -162,7 +162,8 @@ class Ensemble:
             sub = _subset(attack, rows.cpu())
             result = _checked(sub(part, labels[rows.to(labels.device)]), i)
             broken_by[name] = merged.update(rows, result, name)
-        assert merged is not None  # attacks is not empty
+        if merged is None:  # unreachable: Ensemble refuses an empty list of attacks
+            raise RuntimeError("Ensemble: no attack ran")
         return merged.result(inputs, broken_by)
 
 
@@ -258,7 +259,8 @@ def _subset(attack: Any, rows: Tensor) -> Any:
         return attack
     clone = copy.copy(attack)
     if per_sample:
-        assert isinstance(budgets, Mapping)
+        if not isinstance(budgets, Mapping):  # unreachable: per_sample reads a Mapping
+            raise TypeError(f"attack.budgets: expected a dict, got {type(budgets).__name__}")
         clone.budgets = {n: _slice_budget(b, rows) for n, b in budgets.items()}
     if inner is not None:
         clone.attack = _subset(inner, rows)

@@ -132,7 +132,8 @@ class ResultsLock:
         return self
 
     def _create(self) -> bool:
-        assert self.lock is not None
+        if self.lock is None:  # unreachable: a lock is made only for a results file
+            raise RuntimeError("ResultsLock: no lock path (no results file)")
         try:
             handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -306,7 +307,8 @@ class ResultsFile:
     def rewrite(self, stored: Stored) -> None:
         """Write the file anew, at once (temporary file and rename), as format 2: drops a line
         cut short by an interruption and upgrades a format-1 file."""
-        assert self.path is not None and stored.meta is not None
+        if self.path is None or stored.meta is None:  # unreachable: callers pass a read file
+            raise RuntimeError("rewrite: needs a results file and its settings line")
         lines = [dump_record(stored.meta)]
         for key, s in stored.cells.items():
             lines.append(dump_record(cell_record(key, s.defines, s.record["result"])))
