@@ -98,3 +98,92 @@ def assert_raises_naming(
     message = str(info.value)
     assert argument in message, f"the message does not name {argument!r}: {message}"
     return message
+
+
+def run_on_gloo_ranks(
+    work: object, out_dir: object, *, world: int = 2, timeout_s: float = 60.0
+) -> list[object]:
+    """Run ``work(rank, out_dir) -> result`` on ``world`` CPU processes joined by gloo and return
+    the results by rank. ``work`` must be a module-level function (it is pickled by reference).
+
+    Every rank meets a barrier before the group is torn down: a rank that destroys the group
+    while its peer still finishes a collective aborts the peer ("terminate called without an
+    active exception", SIGABRT), about one run in five on a 2-core machine.
+    """
+    from pathlib import Path
+
+    import torch.multiprocessing as mp
+
+    args = (work, _free_port(), str(out_dir), world, timeout_s)
+    mp.spawn(_gloo_worker, args=args, nprocs=world, join=True)
+    return [torch.load(Path(str(out_dir)) / f"rank{r}.pt") for r in range(world)]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _gloo_worker(
+    rank: int, work: object, port: int, out_dir: str, world: int, timeout_s: float
+) -> None:
+    import datetime
+    import os
+    import sys
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=timeout_s),
+    )
+    try:
+        result = work(rank, out_dir)  # type: ignore[operator]
+        torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def fail_writes_under(folder: object, monkeypatch: object) -> None:
+    """Make every ``open(..., "w")`` of a file under ``folder`` write half of its first chunk,
+    flush it, and raise ``OSError(ENOSPC)`` (a full disk); other files open as usual. Undo with
+    ``monkeypatch.undo()`` or by the end of the test."""
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    class FailingWrite:
+        def __init__(self, handle: object) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> FailingWrite:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()  # type: ignore[attr-defined]
+
+        def write(self, text: str) -> int:
+            self.handle.write(text[: len(text) // 2])  # type: ignore[attr-defined]
+            self.handle.flush()  # type: ignore[attr-defined]
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.handle, name)
+
+    def failing_open(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        handle = real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+        return FailingWrite(handle) if "w" in mode and str(folder) in str(file) else handle
+
+    monkeypatch.setattr(builtins, "open", failing_open)  # type: ignore[attr-defined]

@@ -10,9 +10,6 @@ A resumed 2-rank run reuses every stored cell on both ranks and computes nothing
 
 from __future__ import annotations
 
-import datetime
-import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from helpers import run_on_gloo_ranks
 from test_evaluation import Toy, make_data
 
 from avrobust.evaluation import Grid, Selection, Store, evaluate
@@ -63,42 +60,24 @@ def _run(path: Path, resume: bool) -> tuple[dict, list[str]]:
     return report.to_dict(), computed
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    if sys.platform.startswith("linux"):
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=datetime.timedelta(seconds=60),
-    )
+def _work(rank: int, out_dir: str) -> dict[str, Any]:
+    """What one rank runs: a fresh and a resumed evaluation, one with a single batch, one whose
+    model fails on a rank."""
+    path = Path(out_dir) / "ranks.jsonl"
+    first = _run(path, resume=False)
+    lines = path.read_text().count("\n")
+    lines += 100 * (path.parent / "ranks.jsonl.lock").exists()
+    dist.barrier()
+    second = _run(path, resume=True)
+    one_batch = evaluate(Toy(), make_data(10), GRID, **{**SETTINGS, "batch_size": 16})
     try:
-        path = Path(out_dir) / "ranks.jsonl"
-        first = _run(path, resume=False)
-        lines = path.read_text().count("\n")
-        lines += 100 * (path.parent / "ranks.jsonl.lock").exists()
-        dist.barrier()
-        second = _run(path, resume=True)
-        one_batch = evaluate(Toy(), make_data(10), GRID, **{**SETTINGS, "batch_size": 16})
-        try:
-            evaluate(Broken(), make_data(10), GRID, **SETTINGS)
-            failure = ""
-        except RuntimeError as error:
-            failure = str(error)
-        result = {"first": first, "second": second, "lines": lines, "failure": failure}
-        result["one_batch"] = one_batch.to_dict()
-        torch.save(result, Path(out_dir) / f"{rank}.pt")
-        dist.barrier()  # no rank tears gloo down while its peer still communicates
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        evaluate(Broken(), make_data(10), GRID, **SETTINGS)
+        failure = ""
+    except RuntimeError as error:
+        failure = str(error)
+    result = {"first": first, "second": second, "lines": lines, "failure": failure}
+    result["one_batch"] = one_batch.to_dict()
+    return result
 
 
 def _without_timing(report: dict) -> dict:
@@ -127,8 +106,7 @@ def ranks_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict
     """One 2-process gloo run of every case (spawning costs about 2 s); its folder and what
     each rank saved."""
     folder = tmp_path_factory.mktemp("ranks")
-    mp.spawn(_worker, args=(_free_port(), str(folder)), nprocs=WORLD, join=True)
-    return folder, [torch.load(folder / f"{r}.pt") for r in range(WORLD)]
+    return folder, run_on_gloo_ranks(_work, folder, world=WORLD)  # type: ignore[return-value]
 
 
 def _assert_same_report(got: dict, expected: dict) -> None:

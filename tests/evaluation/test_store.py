@@ -7,14 +7,12 @@ what is left on disk.
 
 from __future__ import annotations
 
-import builtins
-import errno
 import json
 import os
 import socket
 
 import pytest
-from helpers import assert_raises_naming
+from helpers import assert_raises_naming, fail_writes_under
 
 from avrobust.evaluation import CellResult, Store
 from avrobust.evaluation.records import FORMAT, checksum, dump_record
@@ -190,33 +188,10 @@ def test_an_atomic_rewrite_that_fails_leaves_the_old_file(tmp_path, monkeypatch)
     temporary file; a write that succeeds replaces the file whole."""
     path = tmp_path / "r.jsonl"
     path.write_text("old\n")
-    real_open = builtins.open
-
-    class Failing:
-        def __init__(self, handle):
-            self.handle = handle
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-        def write(self, text):
-            self.handle.write(text[:3])
-            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-    def failing_open(file, mode="r", *args, **kwargs):
-        handle = real_open(file, mode, *args, **kwargs)
-        return Failing(handle) if "w" in mode else handle
-
-    monkeypatch.setattr(builtins, "open", failing_open)
+    fail_writes_under(tmp_path, monkeypatch)
     with pytest.raises(OSError, match="simulated"):
         atomic_write(str(path), "new content\n")
-    monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.undo()
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
     atomic_write(str(path), "new content\n")
     assert path.read_text() == "new content\n"

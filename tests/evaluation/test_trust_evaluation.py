@@ -3,9 +3,7 @@ generated on access, and clear errors for bad arguments."""
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
-import errno
 import json
 import os
 import re
@@ -21,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import assert_raises_naming
+from helpers import assert_raises_naming, fail_writes_under
 from torch import nn
 
 import avrobust
@@ -122,36 +120,10 @@ def test_a_failure_while_rewriting_the_results_file_leaves_it_intact(tmp_path, m
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:2]) + '\n{"kind": "cell", "key": "bim|1')  # cut short
     before = path.read_bytes()
-    real_open = builtins.open
-
-    class FailingWrite:
-        def __init__(self, handle):
-            self.handle = handle
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-        def write(self, text):
-            self.handle.write(text[: len(text) // 2])
-            self.handle.flush()
-            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-    def failing_open(file, mode="r", *args, **kwargs):
-        handle = real_open(file, mode, *args, **kwargs)
-        if "w" in mode and str(tmp_path) in str(file):
-            return FailingWrite(handle)
-        return handle
-
-    monkeypatch.setattr(builtins, "open", failing_open)
+    fail_writes_under(tmp_path, monkeypatch)
     with pytest.raises(OSError, match="simulated"):
         run(path)
-    monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.undo()
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]  # no temporary file left
     computed: list[str] = []

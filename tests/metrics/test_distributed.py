@@ -9,16 +9,13 @@ convention of torch.distributed.nn.all_gather, which DDP's averaging divides out
 
 from __future__ import annotations
 
-import datetime
-import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from helpers import run_on_gloo_ranks
 from torch import nn
 
 from avrobust.losses import AVILoss
@@ -71,7 +68,7 @@ def run_step(data: dict[str, torch.Tensor], model: nn.Module, sync: bool):
     return loss.detach(), x_a.grad, e_a.detach(), e_v.detach()
 
 
-def _rank_results(rank: int) -> dict[str, object]:
+def _rank_results(rank: int, out_dir: str) -> dict[str, object]:
     start = sum(CLIPS[:rank])
     part = {k: v[start : start + CLIPS[rank]] for k, v in full_batch().items()}
     torch.manual_seed(1)
@@ -91,38 +88,9 @@ def _rank_results(rank: int) -> dict[str, object]:
     }
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    if sys.platform.startswith("linux"):
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=datetime.timedelta(seconds=30),
-    )
-    try:
-        result = _rank_results(rank)  # the DDP model and its reducer are gone when this returns
-        torch.save(result, Path(out_dir) / f"rank{rank}.pt")
-        # Every rank reaches here before any tears gloo down: a rank that destroys the group
-        # while its peer still finishes a collective (or while a DDP reducer is alive) aborts
-        # the peer ("terminate called without an active exception", SIGABRT).
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.timeout(120)
 def test_sync_equals_single_process_on_concatenated_batch(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    ranks: list = run_on_gloo_ranks(_rank_results, tmp_path, world=WORLD, timeout_s=30)
 
     data = full_batch()
     torch.manual_seed(1)
