@@ -155,27 +155,20 @@ def _absorb(total: CellMeasures, part: CellMeasures) -> None:
     """Add the measures of a later batch ``part`` to ``total``, as if ``total`` had been updated
     with that batch too (the streaming metrics' states, the counts, the per-clip values)."""
     total.binary, total.classes = part.binary, part.classes
-    for buffer, later in ((total.map_clean, part.map_clean), (total.map_adv, part.map_adv)):
-        buffer._scores += later._scores
-        buffer._labels += later._labels
-    for count, other in (
+    for mine, theirs in (
+        (total.map_clean, part.map_clean),
+        (total.map_adv, part.map_adv),
         (total.success, part.success),
         (total.accuracy, part.accuracy),
         (total.accuracy_clean, part.accuracy_clean),
+        (total.ecr, part.ecr),
     ):
-        count._total = count._total + other._total
+        mine.merge(theirs)
     for key in total.top1:
         total.top1[key] += part.top1[key]
-    for name, step in part.ecr._totals.items():
-        before = total.ecr._totals.get(name)
-        total.ecr._totals[name] = step.clone() if before is None else before + step
-    for means, others in ((total.snr, part.snr), (total.psnr, part.psnr)):
+    for means, others in ((total.snr, part.snr), (total.psnr, part.psnr), (total.linf, part.linf)):
         for m, metric in others.items():
-            means[m]._values += metric._values
-    for m, change in part.linf.items():
-        theirs, kept = change._largest, total.linf[m]._largest
-        if theirs is not None:
-            total.linf[m]._largest = theirs if kept is None else torch.maximum(kept, theirs)
+            means[m].merge(metric)
     for key in ("labels", "clean", "adv"):
         total.per_clip[key] += part.per_clip[key]
     for m, values in part.per_clip["ecr"].items():

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .._checks import check_bool
+from .._checks import check_bool, describe
 from ..losses._distributed import all_gather_cat, is_distributed
 
 __all__ = ["StreamingMetric"]
@@ -48,6 +48,20 @@ class StreamingMetric(ABC):
     @abstractmethod
     def reset(self) -> None:
         """Forget every batch."""
+
+    def merge(self, other: StreamingMetric) -> None:
+        """Add ``other``'s state to this one, as if this metric had also seen ``other``'s batches,
+        after its own (to combine shards computed apart: per batch, per process).
+
+        Raises:
+            TypeError: ``other`` is not a metric of the same class.
+        """
+        if type(other) is not type(self):
+            raise TypeError(f"other: expected a {type(self).__name__}, got {describe(other)}")
+        self._merge(other)
+
+    def _merge(self, other: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot merge states")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sync={self.sync})"

@@ -115,6 +115,9 @@ class _PerturbedMean(StreamingMetric):
     def reset(self) -> None:
         self._values: list[Tensor] = []
 
+    def _merge(self, other: _PerturbedMean) -> None:
+        self._values += other._values
+
     def _per_sample(self, clean: Tensor, adversarial: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -193,6 +196,11 @@ class MaxAbs(StreamingMetric):
 
     def reset(self) -> None:
         self._largest: Tensor | None = None
+
+    def _merge(self, other: MaxAbs) -> None:
+        theirs, kept = other._largest, self._largest
+        if theirs is not None:
+            self._largest = theirs if kept is None else torch.maximum(kept, theirs)
 
     def update(self, clean: Tensor, adversarial: Tensor) -> None:
         """Add a batch: ``clean`` and ``adversarial`` ``(B, ...)``, as :func:`max_abs`."""

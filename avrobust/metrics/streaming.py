@@ -13,6 +13,7 @@ A twin shares its functional's name in CamelCase: :class:`ECR`/``ecr``,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +82,11 @@ class ECR(StreamingMetric):
     def reset(self) -> None:
         self._totals: dict[str | None, Tensor] = {}
 
+    def _merge(self, other: ECR) -> None:
+        for name, step in other._totals.items():
+            before = self._totals.get(name)
+            self._totals[name] = step.clone() if before is None else before + step
+
     def update(
         self,
         z_clean: Tensor | Mapping[str, Tensor],
@@ -137,6 +143,10 @@ class _ScoreBuffer(StreamingMetric):
     def reset(self) -> None:
         self._scores: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
+
+    def _merge(self, other: _ScoreBuffer) -> None:
+        self._scores += other._scores
+        self._labels += other._labels
 
     def update(self, scores: ArrayLike, labels: ArrayLike, mask: Tensor | None = None) -> None:
         """Add a batch (kept on the CPU).
@@ -227,6 +237,9 @@ class Accuracy(StreamingMetric):
     def reset(self) -> None:
         self._total = torch.zeros(2, dtype=torch.float64)
 
+    def _merge(self, other: Any) -> None:
+        self._total = self._total + other._total
+
     def update(self, scores: ArrayLike, labels: ArrayLike, mask: Tensor | None = None) -> None:
         """Add a batch; arguments as :func:`~avrobust.metrics.accuracy` (NaN/Inf scores and
         strings are refused, as there)."""
@@ -259,6 +272,9 @@ class SuccessRate(StreamingMetric):
 
     def reset(self) -> None:
         self._total = torch.zeros(2, dtype=torch.float64)
+
+    def _merge(self, other: Any) -> None:
+        self._total = self._total + other._total
 
     def update(self, scores: ArrayLike, labels: ArrayLike) -> None:
         """Add a batch of attacked samples; arguments as :func:`~avrobust.metrics.success_rate`."""

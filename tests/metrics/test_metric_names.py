@@ -130,3 +130,40 @@ def test_ecr_per_frame_guard_is_the_clean_norm_floor():
     assert float(M.ecr_per_frame(zero, moved, guard=0.5)) == 10.0
     assert float(M.ecr_per_frame(zero, moved)) == pytest.approx(5e12)
     assert_raises_naming(ValueError, "guard", M.ecr_per_frame, zero, moved, guard=0.0)
+
+
+def _batches(seed: int) -> dict[str, tuple]:
+    g = torch.Generator().manual_seed(seed)
+    scores, labels = (
+        torch.rand(6, 4, generator=g, dtype=torch.float64),
+        torch.randint(0, 2, (6, 4), generator=g),
+    )
+    clean = torch.rand(6, 50, generator=g, dtype=torch.float64) * 2 - 1
+    adv = (clean + 0.01 * torch.randn(6, 50, generator=g, dtype=torch.float64)).clamp(-1, 1)
+    z = torch.randn(6, 4, 8, generator=g, dtype=torch.float64)
+    return {
+        "AveragePrecision": (scores, labels),
+        "ROCAUC": (scores, labels),
+        "Accuracy": (scores, labels),
+        "SuccessRate": (scores[:, 0], labels[:, 0]),
+        "ECR": (z, z + 0.1 * torch.randn(z.shape, generator=g, dtype=torch.float64)),
+        "SNR": (clean, adv),
+        "PSNR": (clean, adv),
+        "MaxAbs": (clean, adv),
+    }
+
+
+@pytest.mark.parametrize("name", list(_batches(0)))
+def test_merge_equals_one_metric_fed_both_shards(name):
+    """Two metrics fed one shard each, then merged, compute what one metric fed both shards
+    computes (the evaluation's ranks combine their per-batch measures this way)."""
+    cls = getattr(M, name)
+    first, second = _batches(1)[name], _batches(2)[name]
+    both, a, b = cls(), cls(), cls()
+    both.update(*first)
+    both.update(*second)
+    a.update(*first)
+    b.update(*second)
+    a.merge(b)
+    torch.testing.assert_close(torch.as_tensor(a.compute()), torch.as_tensor(both.compute()))
+    assert_raises_naming(TypeError, "other", a.merge, object())
