@@ -37,7 +37,16 @@ from .defenses import (
     modality_mixup,
 )
 from .diagnostics import Diagnosis, diagnose
-from .evaluation import CellResult, EvaluationReport, Grid, Measures, Selection, Store, evaluate
+from .evaluation import (
+    CellResult,
+    EvaluationReport,
+    Grid,
+    Measures,
+    Selection,
+    Store,
+    WorstCase,
+    evaluate,
+)
 from .losses import AVILoss, MinSimLoss
 
 __version__ = "0.1.0"
@@ -72,6 +81,7 @@ __all__ = [
     "SquareAttack",
     "StepRule",
     "Store",
+    "WorstCase",
     "WrappedModel",
     "__version__",
     "adversarial_batch",

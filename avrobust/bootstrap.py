@@ -240,6 +240,25 @@ class CellBootstrap:
             lambda: bootstrap_map(per[which], per["labels"], self.counts(len(per["labels"]))),
         )
 
+    def accuracy(self, cell: object, which: str = "adv") -> np.ndarray | None:
+        """``(resamples,)`` frame accuracy in [0, 1] of the cell's ``"adv"`` or ``"clean"``
+        predictions over the resampled clips (frames pooled, as the cell's own accuracy):
+        scores at the 0.5 threshold for a binary task (``score >= 0.5`` is class 1), top-1
+        classes for a multi-class one; ``None`` without per-clip values."""
+        per = getattr(cell, "per_clip", None) or {}
+        binary = getattr(cell, "classes", 2) == 2
+
+        def make() -> np.ndarray:
+            right = [
+                sum(int((s >= 0.5) == bool(y)) if binary else int(s == y) for s, y in zip(p, ys))
+                for p, ys in zip(per[which], per["labels"])
+            ]
+            frames = np.array([len(ys) for ys in per["labels"]], dtype=np.float64)
+            counts = self.counts(len(frames))
+            return (counts @ np.array(right, dtype=np.float64)) / (counts @ frames)
+
+        return self._keep(cell, f"accuracy:{which}", make)
+
     def ecr(self, cell: object, modality: str) -> np.ndarray | None:
         """``(resamples,)`` mean ECR of ``modality`` over the resampled clips; ``None`` without
         per-clip values."""

@@ -2,8 +2,9 @@
 
 from .apgd import APGD
 from .attack import MultimodalAttack, preserve_model_state
+from .autoattack import TopKTargeted, default_ensemble
 from .budgets import L2, Budget, Linf, push_pull_budgets, snr_eps
-from .ensemble import Ensemble, EnsembleResult, TopKTargeted, default_ensemble
+from .ensemble import Ensemble, EnsembleResult
 from .feature_budgets import feature_budgets
 from .objectives import (
     CrossEntropyObjective,

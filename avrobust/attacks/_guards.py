@@ -278,7 +278,10 @@ class Diagnostics:
         if grad is None:
             return torch.zeros_like(like)
         if grad.device.type == "cpu":  # reading a CPU scalar costs no sync: check, then skip
-            largest = grad.abs().amax()  # NaN if any element is NaN, Inf if any is +-Inf
+            # the largest |element| from one read-only pass, without grad.abs()'s temporary
+            # copy of the gradient: NaN if any element is NaN, Inf if any is +-Inf
+            low, high = torch.aminmax(grad)
+            largest = torch.maximum(-low, high)
             if bool(torch.isfinite(largest)):
                 self.moved[name] |= largest > 0
                 return grad

@@ -170,15 +170,21 @@ def modality_names() -> list[str]:
     return list(push_pull_budgets(1.0))
 
 
-def name_list(choices: Callable[[], Sequence[str]], what: str) -> Callable[[str], list[str]]:
-    """A comma-separated list of names among ``choices()`` (lower-cased)."""
+def name_list(
+    choices: Callable[[], Sequence[str]], what: str, *, also: Sequence[str] = ()
+) -> Callable[[str], list[str]]:
+    """A comma-separated list of names among ``choices()`` or ``also`` (lower-cased); the error
+    lists ``choices()``, then ``also``."""
 
     def parse(text: str) -> list[str]:
         names = [n.lower() for n in csv_list(str)(text)]
         known = list(choices())
-        bad = [n for n in names if n not in known]
+        bad = [n for n in names if n not in known and n not in also]
         if bad:
-            raise argparse.ArgumentTypeError(f"expected {what} among {','.join(known)}, got {bad}")
+            others = f"; or {','.join(also)}" if also else ""
+            raise argparse.ArgumentTypeError(
+                f"expected {what} among {','.join(known)}, got {bad}{others}"
+            )
         return names
 
     return parse

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..attacks.objectives import OBJECTIVE_NAMES
 from ..demo.config import PRESETS
+from ..evaluation.recipes import RECIPES
 from .argtypes import (
     avil_term_names,
     data_source,
@@ -47,7 +48,7 @@ Trained models and finished attack cells are cached in OUT, so a rerun only eval
 interrupted run resumes); changing only --eps/--table-eps reuses every model. A rerun with other
 settings is refused before any work: use --fresh (or another --out). The demo deletes or
 overwrites only files it wrote (listed in OUT/.avrobust-manifest.json), never yours.
-The default run takes about 3 minutes on 2 CPU cores; --quick under 2.
+The default run takes about 5 minutes on 2 CPU cores; --quick about 1.
 
 examples:
   avrobust demo                       # the full demo into ./avrobust-demo
@@ -97,7 +98,7 @@ def _demo_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
-        "--quick", action="store_true", help="a smoke run of every step (under 2 minutes)"
+        "--quick", action="store_true", help="a smoke run of every step (about 1 minute)"
     )
     demo.add_argument("--preset", choices=list(PRESETS), help=argparse.SUPPRESS)
     demo.add_argument(
@@ -190,10 +191,12 @@ def _evaluate_parser(commands: Any) -> argparse.ArgumentParser:
 def _attack_options(ev: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "--rules",
-        type=name_list(rule_names, "names"),
+        type=name_list(rule_names, "names", also=tuple(RECIPES)),
         default=["bim", "mim", "pgd"],
         metavar="LIST",
-        help="attack rules (default: bim,mim,pgd)",
+        help="attack rules (default: bim,mim,pgd); worst-case: per clip the worst case over "
+        "APGD-CE, targeted APGD-margin and Square (--steps APGD iterations, 1000 queries; "
+        "--objective does not apply)",
     )
     ev.add_argument(
         "--eps",

@@ -12,9 +12,12 @@ with no download:
 3. Each model is attacked by BIM, MIM and PGD on the audio, the video, and both (the joint attack
    of eq. 5) over an ``eps_av`` grid (audio ``eps_av·1e-4``, video ``eps_av·0.1`` pixel levels), on
    held-out clips every model predicts correctly, balanced speaking / not speaking (§4.1).
-   Extras: the inference-aware attack on (A) (Fig. 4), and perturbations crafted on (C) and
-   transferred to (A) (black box, Fig. 3a).
-4. Outputs: a Table-1-like table, Fig.-3-like plots, ECR bars, every cell as CSV/JSON, a short
+   Each model is also attacked by the worst case over a strong ensemble (APGD-CE, targeted
+   APGD-margin, Square: :class:`avrobust.evaluation.WorstCase`) at the table's budget; the
+   comparisons of models rest on it. Extras: the inference-aware attack on (A) (Fig. 4), and
+   perturbations crafted on the paper's surrogate (S), an ncTalkNet (no cross-attention) or a
+   specTalkNet (``DemoConfig.surrogate``), transferred to (A) (black box, Fig. 3a).
+4. Outputs: a Table-1-like table (mAP and frame accuracy), Fig.-3-like plots, ECR bars, every cell as CSV/JSON, a short
    summary of which of the paper's findings held on this data, and the material of an XAB
    listening/viewing test (four genuine/adversarial pairs of (A), as in §4.2).
 

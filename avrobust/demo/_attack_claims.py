@@ -203,7 +203,7 @@ def training_beats_inference(ev: Evidence) -> Finding | None:
 
 
 def transfer_barely_works(ev: Evidence) -> Finding | None:
-    """PGD crafted on (C) and scored on (A) takes off at most :data:`TRANSFER_HARM_SHARE` of
+    """PGD crafted on the surrogate (S) and scored on (A) takes off at most :data:`TRANSFER_HARM_SHARE` of
     what the white-box PGD takes off (Fig. 3a)."""
     a, ci, config = ev.reports.get("A"), ev.ci, ev.config
     if a is None or "transfer" not in ev.extras or "pgd" not in config.rules:
@@ -221,7 +221,8 @@ def transfer_barely_works(ev: Evidence) -> Finding | None:
     return Finding(
         "Black-box (transferred) attacks barely work; white-box ones do (Fig. 3a).",
         ci.outcome(spare, 0.0),
-        f"PGD at eps_av={eps:g}: crafted on (C), scored on (A) {ci.text(black, sb)}% "
+        f"PGD at eps_av={eps:g}: crafted on {ev.config.model_label('S')}, scored on (A) "
+        f"{ci.text(black, sb)}% "
         f"vs white-box {ci.text(white, sw)}% (barely: at most {share} the white-box "
         "loss of mAP)",
         (ev.number("transfer mAP", black, sb), ev.number("white-box mAP", white, sw)),

@@ -20,11 +20,24 @@ from .._checks import (
 from ..attacks.rules import list_rules
 from ..losses.functional import TERMS
 
-__all__ = ["MAX_SEED", "avil_term_names", "check_demo_config", "rule_names"]
+__all__ = [
+    "ARCHITECTURES",
+    "MAX_SEED",
+    "SURROGATES",
+    "avil_term_names",
+    "check_architecture",
+    "check_demo_config",
+    "rule_names",
+]
 
 #: seeds must fit the per-model seeds derived from them (``seed * 1000 + k``) in any generator
 MAX_SEED = 2**32 - 1
 _MODALITY_SETS = ("audio", "visual", "audio+visual")  # the demo's model is TalkNet
+#: what a demo model may be: the tiny TalkNet, or it as Push-Pull §4.2's ncTalkNet (no
+#: cross-attention) or specTalkNet (linear spectrogram): the names of ``TALKNET_VARIANTS``
+ARCHITECTURES = ("talknet", "nc_talknet", "spec_talknet")
+#: the architectures of the transfer surrogate (Push-Pull §4.2 crafts black-box attacks on these)
+SURROGATES = ("nc_talknet", "spec_talknet")
 
 
 def rule_names() -> tuple[str, ...]:
@@ -35,6 +48,15 @@ def rule_names() -> tuple[str, ...]:
 def avil_term_names() -> tuple[str, ...]:
     """The AVIL terms :class:`~avrobust.losses.AVILoss` accepts by name (``l1`` ... ``l4``)."""
     return tuple(TERMS)
+
+
+def check_architecture(value: Any, name: str = "architecture") -> str:
+    """One of :data:`ARCHITECTURES` (case-insensitive), lower-cased.
+
+    Raises:
+        TypeError: not a string. ValueError: not one of them (the message lists them).
+    """
+    return check_choice(value, name, ARCHITECTURES)
 
 
 def _names(value: Any, name: str, what: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -66,13 +88,16 @@ def _eps_grid(config: Any) -> tuple[float, ...]:
 
 
 def check_demo_config(config: Any) -> dict[str, Any]:
-    """Check every field of a ``DemoConfig``; return the normalised tuple fields to set.
+    """Check every field of a ``DemoConfig``; return the normalised fields to set (the tuples
+    and the lower-cased ``surrogate``).
 
     Raises:
         TypeError: a setting of the wrong type (the message names it).
         ValueError: a setting out of range (the message names it).
     """
     for name in ("train_clips", "test_clips", "frames", "batch_size", "attack_steps"):
+        check_int(getattr(config, name), name, min_value=1)
+    for name in ("worst_case_steps", "worst_case_queries"):
         check_int(getattr(config, name), name, min_value=1)
     for name in ("train_steps", "finetune_steps", "adv_steps", "per_class", "seed"):
         check_int(getattr(config, name), name, min_value=0)
@@ -89,6 +114,7 @@ def check_demo_config(config: Any) -> dict[str, Any]:
     check_bool(config.extras, "extras")
     terms, rules = avil_term_names(), rule_names()
     return {
+        "surrogate": check_choice(config.surrogate, "surrogate", SURROGATES),
         "avil_single": _names(config.avil_single, "avil_single", "AVIL terms", terms),
         "avil_pair": _names(config.avil_pair, "avil_pair", "AVIL terms", terms),
         "rules": _names(config.rules, "rules", "rule names", rules),

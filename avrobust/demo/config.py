@@ -1,5 +1,5 @@
 """The demo's settings: :class:`DemoConfig`, the model recipes (:class:`ModelSpec`,
-:func:`default_models`) and the presets (:data:`PRESETS`)."""
+:func:`default_models`, :func:`surrogate_spec`) and the presets (:data:`PRESETS`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._checks import replace_fields
-from .checks import check_demo_config
+from .checks import check_architecture, check_demo_config
 
-__all__ = ["PRESETS", "DemoConfig", "ModelSpec", "default_models"]
+__all__ = ["PRESETS", "DemoConfig", "ModelSpec", "default_models", "surrogate_spec"]
+
+#: the surrogate's name in the paper (Push-Pull §4.2), by architecture
+_PAPER_NAMES = {"nc_talknet": "ncTalkNet", "spec_talknet": "specTalkNet"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,12 @@ class ModelSpec:
         avil_terms: AVIL terms added to TalkNet's loss (empty: none).
         adversarial: fine-tune with adversarial training.
         init_from: start from this model's weights (fine-tuning) instead of from scratch.
+        architecture: ``"talknet"`` (the tiny TalkNet), ``"nc_talknet"`` (it without
+            cross-attention) or ``"spec_talknet"`` (it on a linear spectrogram instead of the
+            MFCC): the Push-Pull §4.2 variants of ``avrobust.models.talknet.TALKNET_VARIANTS``.
+
+    Raises:
+        TypeError, ValueError: an unknown ``architecture`` (the message lists the known ones).
     """
 
     key: str
@@ -29,6 +38,10 @@ class ModelSpec:
     avil_terms: tuple[str, ...] = ()
     adversarial: bool = False
     init_from: str | None = None
+    architecture: str = "talknet"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "architecture", check_architecture(self.architecture))
 
 
 @dataclass(frozen=True)
@@ -41,7 +54,7 @@ class DemoConfig:
         frames: frames per clip (25 fps).
         face_size: face crop side in pixels (TalkNet ``tiny`` with ``face_size=``).
         difficulty: synthetic data difficulty in [0, 1].
-        train_steps: Adam steps of the models trained from scratch (A, C, D).
+        train_steps: Adam steps of the models trained from scratch (A, C, D, the surrogate).
         finetune_steps: adversarial fine-tuning steps of B (from A) and E (from D).
         batch_size: clips per training step.
         lr: Adam learning rate (cosine decay to a tenth; half of it when fine-tuning).
@@ -58,6 +71,10 @@ class DemoConfig:
         eps_grid: the ``eps_av`` values (Fig. 3's x-axis).
         table_eps: the ``eps_av`` of the table (the paper: 5); must be in ``eps_grid``.
         attack_steps: iterations of every evaluation attack.
+        surrogate: the architecture of the transfer attack's surrogate (:func:`surrogate_spec`):
+            ``"nc_talknet"`` or ``"spec_talknet"`` (Push-Pull §4.2's ncTalkNet, specTalkNet).
+        worst_case_steps: APGD steps of the worst-case ensemble (>= 1).
+        worst_case_queries: Square's queries per clip in the worst-case ensemble (>= 1).
         per_class: attacked clips per class (speaking / not speaking).
         tie_margin: mAP points (>= 0) by which two mAPs must differ to count as different when
             the findings compare them: a claim "X > Y" holds when the 95 % bootstrap interval
@@ -89,6 +106,9 @@ class DemoConfig:
     eps_grid: tuple[float, ...] = (5.0, 10.0, 20.0, 50.0)
     table_eps: float = 20.0
     attack_steps: int = 5
+    surrogate: str = "nc_talknet"
+    worst_case_steps: int = 50
+    worst_case_queries: int = 500
     per_class: int = 12
     tie_margin: float = 2.0
     extras: bool = True
@@ -129,8 +149,11 @@ class DemoConfig:
         return {n: getattr(self, n) for n in (*names, "adv_eps")}
 
     def model_label(self, key: str) -> str:
-        """``"(B) CE_all, BIM adversarial training"``: the row key and the recipe."""
+        """``"(B) CE_all, BIM adversarial training"``: the row key and the recipe (also of the
+        transfer surrogate, ``"S"``, unless a model of the table has that key)."""
         spec = next((s for s in self.models if s.key == key), None)
+        if spec is None and key == "S":
+            spec = surrogate_spec(self)
         return f"({key})" if spec is None else f"({key}) {spec.description}"
 
 
@@ -154,10 +177,19 @@ def default_models(config: DemoConfig) -> tuple[ModelSpec, ...]:
     )
 
 
+def surrogate_spec(config: DemoConfig) -> ModelSpec:
+    """The transfer attack's surrogate (key ``"S"``; not a row of the table): trained like (A),
+    ``CE_all`` from scratch with no AVIL term and no adversarial training, but with the
+    architecture ``config.surrogate`` (Push-Pull §4.2 crafts its black-box attacks on ncTalkNet
+    or specTalkNet). Train or load it with :func:`avrobust.demo.training.load_or_train`."""
+    name = _PAPER_NAMES[config.surrogate]
+    return ModelSpec("S", f"{name}, CE_all (transfer surrogate)", architecture=config.surrogate)
+
+
 PRESETS: dict[str, DemoConfig] = {
-    # the main job: clean mAP >= 90 %, about 3 minutes on 2 CPU cores (179 s measured)
+    # the main job: clean mAP >= 90 %, about 5 minutes on 2 CPU cores (276 s measured)
     "default": DemoConfig(),
-    # a smoke run: every step, smaller everything (under 2 minutes)
+    # a smoke run: every step, smaller everything (about 1 minute)
     "quick": DemoConfig(
         train_clips=128,
         test_clips=64,
@@ -166,6 +198,8 @@ PRESETS: dict[str, DemoConfig] = {
         eps_grid=(20.0, 50.0),
         table_eps=20.0,
         attack_steps=2,
+        worst_case_steps=10,
+        worst_case_queries=100,
         per_class=4,
     ),
     # for the test suite: the same pipeline, minimal sizes (seconds)
@@ -181,6 +215,8 @@ PRESETS: dict[str, DemoConfig] = {
         eps_grid=(50.0,),
         table_eps=50.0,
         attack_steps=1,
+        worst_case_steps=2,
+        worst_case_queries=8,
         per_class=2,
     ),
 }

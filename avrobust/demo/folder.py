@@ -35,6 +35,9 @@ _FORMAT = 1
 #: ``DemoConfig`` fields that choose only which attack cells are computed, or how they are judged:
 #: a rerun with other values reuses the folder's models and the matching cells.
 GRID_ONLY = ("eps_grid", "table_eps", "tie_margin", "extras")
+#: ``DemoConfig`` fields added after demo folders were first written: a manifest without one of
+#: them predates it (its run computed nothing that uses it), so any value is compatible with it
+ADDED_LATER = ("surrogate", "worst_case_steps", "worst_case_queries")
 _FOLDERS = ("models", "results", "xab_test")
 
 
@@ -65,8 +68,17 @@ def settings_of(config: Any) -> dict[str, Any]:
         for f in dataclasses.fields(config)
         if f.name not in GRID_ONLY and f.name != "models"
     }
-    data["models"] = [dataclasses.asdict(s) for s in config.models]
+    data["models"] = [_recipe(s) for s in config.models]
     return json.loads(json.dumps(data))
+
+
+def _recipe(spec: Any) -> dict[str, Any]:
+    """A model recipe as the manifest records it: a TalkNet's without its ``architecture``, as
+    manifests written before that field (and its cache key) have it."""
+    recipe = dataclasses.asdict(spec)
+    if recipe.get("architecture") == "talknet":
+        del recipe["architecture"]
+    return recipe
 
 
 def _sha256(path: str) -> str:
@@ -127,6 +139,7 @@ class DemoFolder:
                 k: (self.settings.get(k), settings.get(k))
                 for k in sorted(set(settings) | set(self.settings))
                 if settings.get(k) != self.settings.get(k)
+                and not (k in ADDED_LATER and k not in self.settings)
             }
             if differs:
                 text = "; ".join(f"{k} is {a!r} there, {b!r} here" for k, (a, b) in differs.items())
@@ -284,7 +297,8 @@ def open_demo_folder(
 def drop_results(folder: DemoFolder, key: str, say: Callable[[str], None]) -> None:
     """Delete the attack cells of model ``key`` (and of the extras that use it) that the demo
     wrote: the model was trained anew, so they belong to other weights."""
-    names = {"A": ["A", "A-inference", "C-to-A"], "C": ["C", "C-to-A"]}.get(key, [key])
+    extras = {"A": ["A-inference", "S-to-A"], "S": ["S-to-A"]}.get(key, [])
+    names = ([] if key == "S" else [key, f"{key}-worst-case"]) + extras
     for name in names:
         rel = f"results/{name}.jsonl"
         path = os.path.join(folder.out, rel)

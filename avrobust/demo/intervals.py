@@ -18,7 +18,9 @@ __all__ = [
     "AV",
     "BOOTSTRAP_LEVEL",
     "BOOTSTRAP_RESAMPLES",
+    "WORST",
     "Intervals",
+    "accuracy_percent",
     "bounds",
     "diff",
     "fmt",
@@ -28,6 +30,20 @@ __all__ = [
 BOOTSTRAP_RESAMPLES = 1000  # resamples of the attacked clips behind every interval
 BOOTSTRAP_LEVEL = 0.95  # coverage of the intervals
 AV = "audio+visual"  # the joint attack's modality set (the demo's model is TalkNet)
+WORST = "worst-case"  # the rule name of the worst-case ensemble's cells
+
+
+def accuracy_percent(
+    report: EvaluationReport, rule: str, eps: float, attacked: str = AV, which: str = "adv"
+) -> float | None:
+    """The cell's frame accuracy (``"adv"``: under attack, ``"clean"``: on the clean clips)
+    in %, ``None`` when the report has no such cell or it holds no accuracy."""
+    try:
+        cell = report.cell(rule, eps, attacked)
+    except KeyError:
+        return None
+    value = cell.accuracy_adv if which == "adv" else cell.accuracy_clean
+    return None if math.isnan(value) else 100 * value
 
 
 def map_percent(
@@ -90,11 +106,14 @@ class Intervals:
         eps: float,
         attacked: str = AV,
         which: str = "adv",
+        measure: str = "map",
     ) -> np.ndarray | None:
-        """``(resamples,)`` mAP in points of a cell's ``"adv"`` or ``"clean"`` scores; ``None``
-        without the cell or its per-clip scores."""
+        """``(resamples,)`` of a cell's ``"adv"`` or ``"clean"`` scores in points: their mAP
+        (``measure="map"``) or their frame accuracy (``measure="accuracy"``); ``None`` without
+        the cell or its per-clip scores."""
+        boot = self.boot.map if measure == "map" else self.boot.accuracy
         try:
-            samples = self.boot.map(report.cell(rule, eps, attacked), which)
+            samples = boot(report.cell(rule, eps, attacked), which)
         except KeyError:
             return None
         return None if samples is None else 100 * samples

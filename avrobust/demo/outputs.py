@@ -51,6 +51,7 @@ def write_outputs(
     selection_note: str = "",
     *,
     clean_scores: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    sections: Sequence[str] = (),
 ) -> Outputs:
     """Write the tables, the long-form results, the plots and the summary.
 
@@ -71,6 +72,8 @@ def write_outputs(
         clean_scores: ``{model key: (scores, labels)}``, the ``(N, T)`` frame scores and labels
             of every held-out clip behind ``clean_map``, for the clean mAP's intervals (without
             them the clean mAP has none, and the clean-cost finding is inconclusive).
+        sections: Markdown sections for the summary, after the tables (e.g. the masking
+            checks of :mod:`avrobust.demo.masking`).
 
     Returns:
         :class:`Outputs`: the table, the summary, the files written and the findings.
@@ -87,7 +90,9 @@ def write_outputs(
             plot_note = f"\nPlots were not written: {exc}\n"
     tables = tables_text(config, table, reports, extras, ci)
     files.append(_write_text(os.path.join(out, "table.md"), tables))
-    summary = summary_text(config, tables, checks, seconds, selection_note, plot_note)
+    summary = summary_text(
+        config, tables + "".join(sections), checks, seconds, selection_note, plot_note
+    )
     files.append(_write_text(os.path.join(out, "summary.md"), summary))
     return Outputs(table, summary, files, checks)
 
@@ -114,7 +119,11 @@ def summary_text(
         f"on synthetic active-speaker data (difficulty {config.difficulty:g}); "
         f"{config.train_steps} training steps (A, C, D), {config.finetune_steps} adversarial "
         f"fine-tuning steps (B from A, E from D); attacks with {config.attack_steps} iterations "
-        f"on held-out clips: {selection_note}. "
+        f"on held-out clips: {selection_note}. Each model is also attacked by the worst case "
+        f"over a strong ensemble (APGD-CE and targeted APGD-margin, {config.worst_case_steps} "
+        f"steps each, then Square with {config.worst_case_queries} queries): the comparisons "
+        "of models rest on it, since a defence is only as robust as the strongest attack "
+        "tried shows. "
         "eps_av: audio eps = eps_av·1e-4 (waveform in [-1, 1]), video eps = eps_av·0.1 pixel "
         "levels (0-255).\n\n"
         + _interval_note(config)

@@ -3,6 +3,7 @@ attack, the attack grids, the listening-test material and the outputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -14,13 +15,16 @@ from torch import Tensor
 
 from .._checks import check_bool, check_choice, describe
 from ..data.synthetic import SyntheticActiveSpeaker
-from ..evaluation import EvaluationReport, Grid, Selection, Store, evaluate
+from ..evaluation import EvaluationReport, Grid, Selection, Store, WorstCase, evaluate
+from ..evaluation.grid import StepRule
 from ..metrics import average_precision
 from ..models import TalkNet
 from . import training
-from .config import PRESETS, DemoConfig
+from .config import PRESETS, DemoConfig, surrogate_spec
 from .folder import DemoFolder, check_out_dir, drop_results, open_demo_folder, settings_of
+from .intervals import AV, WORST
 from .listening import export_examples
+from .masking import MaskingChecks, masking_checks
 from .outputs import write_outputs
 from .selection import attacked_clips, clean_scores
 from .verdicts import Finding
@@ -38,15 +42,20 @@ class DemoResult:
 
     Attributes:
         config: the settings used.
-        clean_map: ``{model key: clean frame mAP in [0, 1] over every held-out clip}``.
-        reports: ``{model key: EvaluationReport}`` of the white-box grid.
-        extras: ``{"inference": report on A, "transfer": report C -> A}`` when run.
+        clean_map: ``{model key: clean frame mAP in [0, 1] over every held-out clip}`` (the
+            table's models; the surrogate's is in the log).
+        reports: ``{model key: EvaluationReport}`` of the white-box grid, with the cell of the
+            worst case over the strong ensemble (rule ``"worst-case"``, audio-visual,
+            ``eps_av = table_eps``) added.
+        extras: ``{"inference": report on A, "transfer": report S -> A}`` when run (S: the
+            transfer surrogate, :func:`~avrobust.demo.config.surrogate_spec`).
         table: the Table-1-like text table.
         summary: the findings summary (Markdown).
         files: the paths written.
         seconds: ``{"train": ..., "evaluate": ..., "total": ...}`` wall times.
         selection: the held-out clips attacked (correct for every model, balanced).
         findings: the paper's claims checked on this run, each with its verdict and numbers.
+        masking: the gradient-masking checks of every model (:mod:`avrobust.demo.masking`).
     """
 
     config: DemoConfig
@@ -59,6 +68,7 @@ class DemoResult:
     seconds: dict[str, float]
     selection: list[int]
     findings: list[Finding] = field(default_factory=list)
+    masking: MaskingChecks | None = None
 
 
 @dataclass
@@ -72,6 +82,7 @@ class _Run:
     say: Callable[[str], None]
     test_data: Clips
     trained: dict[str, TalkNet] = field(default_factory=dict)
+    surrogate: TalkNet | None = None
     clean_map: dict[str, float] = field(default_factory=dict)
     clean_scores: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     selection: list[int] = field(default_factory=list)
@@ -82,17 +93,19 @@ class _Run:
         name: str,
         eps: Sequence[float],
         modalities: Sequence[str],
-        rules: Sequence[str] | None = None,
+        rules: Sequence[str | StepRule | WorstCase] | None = None,
         objective: str = "training",
         surrogate: TalkNet | None = None,
+        steps: int | None = None,
     ) -> EvaluationReport:
-        """One grid on the selected clips, its cells kept in ``results/<name>.jsonl``."""
+        """One grid on the selected clips, its cells kept in ``results/<name>.jsonl``
+        (``steps``: default ``config.attack_steps``)."""
         config = self.config
         grid = Grid(
             rules=tuple(config.rules if rules is None else rules),
             eps=tuple(eps),
             modalities=tuple(modalities),
-            steps=config.attack_steps,
+            steps=config.attack_steps if steps is None else steps,
             objective=objective,
         )
         return evaluate(
@@ -157,6 +170,26 @@ def _models(run: _Run, train_set: SyntheticActiveSpeaker) -> None:
             f"model ({spec.key}) {spec.description}: {how}, clean mAP "
             f"{100 * run.clean_map[spec.key]:.2f}%"
         )
+    if config.extras:
+        _surrogate(run, train_set, train_data)
+
+
+def _surrogate(run: _Run, train_set: SyntheticActiveSpeaker, train_data: Clips | None) -> None:
+    """Load or train the transfer surrogate (ncTalkNet or specTalkNet, Push-Pull §4.2)."""
+    config, cache, spec = run.config, os.path.join(run.out, "models"), surrogate_spec(run.config)
+    if train_data is None and not training.is_cached(spec, config, cache):
+        train_data = train_set.tensors()
+    t0 = time.perf_counter()
+    model, cached = training.load_or_train(
+        spec, config, train_data if train_data is not None else ({}, torch.zeros(0)), {}, cache,
+        run.progress,
+    )  # fmt: skip
+    if not cached:
+        drop_results(run.folder, "S", run.say)
+    run.surrogate = model
+    clean = float(average_precision(clean_scores(model, run.test_data), run.test_data[1]))
+    how = "loaded from cache" if cached else f"trained in {time.perf_counter() - t0:.0f} s"
+    run.say(f"model ({spec.key}) {spec.description}: {how}, clean mAP {100 * clean:.2f}%")
 
 
 def _attacks(run: _Run) -> tuple[dict[str, EvaluationReport], dict[str, EvaluationReport]]:
@@ -165,28 +198,49 @@ def _attacks(run: _Run) -> tuple[dict[str, EvaluationReport], dict[str, Evaluati
     reports: dict[str, EvaluationReport] = {}
     for key, model in trained.items():
         t0 = time.perf_counter()
-        reports[key] = run.attack(model, key, config.eps_grid, config.modalities)
+        grid = run.attack(model, key, config.eps_grid, config.modalities)
+        worst = _worst_case(run, key, model)
+        reports[key] = dataclasses.replace(grid, cells=[*grid.cells, *worst.cells])
         seconds = time.perf_counter() - t0
-        run.say(f"model ({key}) attacked: {len(reports[key].cells)} cells in {seconds:.0f} s")
+        broken = worst.cell(WORST, config.table_eps, AV).broken_by or {}
+        run.say(
+            f"model ({key}) attacked: {len(grid.cells)} cells and the worst case "
+            f"(broken first by {', '.join(f'{n} {c}' for n, c in broken.items())}) in "
+            f"{seconds:.0f} s"
+        )
     extras: dict[str, EvaluationReport] = {}
     if config.extras and "A" in trained:
-        av = ["audio+visual"]
+        av = [AV]
         extras["inference"] = run.attack(
             trained["A"], "A-inference", [config.table_eps], av, objective="inference"
         )
-        if "C" in trained:
+        if run.surrogate is not None:
             extras["transfer"] = run.attack(
-                trained["A"], "C-to-A", config.eps_grid, av, ("pgd",), surrogate=trained["C"]
+                trained["A"], "S-to-A", config.eps_grid, av, ("pgd",), surrogate=run.surrogate
             )
-        run.say("extras: inference-aware attack on (A), transfer attack (C) -> (A)")
+        run.say("extras: inference-aware attack on (A), transfer attack (S) -> (A)")
     return reports, extras
+
+
+def _worst_case(run: _Run, key: str, model: TalkNet) -> EvaluationReport:
+    """The worst case over the strong ensemble on ``model``, audio-visual at ``table_eps``."""
+    config = run.config
+    return run.attack(
+        model,
+        f"{key}-worst-case",
+        [config.table_eps],
+        [AV],
+        (WorstCase(queries=config.worst_case_queries),),
+        steps=config.worst_case_steps,
+    )
 
 
 def _planned(config: DemoConfig) -> list[str]:
     """The paths (relative to the output folder) a run of ``config`` writes, known up front."""
-    names = [spec.key for spec in config.models] + ["A-inference", "C-to-A"]
+    keys = [spec.key for spec in config.models]
+    names = [*keys, *(f"{k}-worst-case" for k in keys), "A-inference", "S-to-A"]
     paths = [f"results/{n}.jsonl" for n in names]
-    for spec in config.models:
+    for spec in (*config.models, surrogate_spec(config)):
         model = os.path.basename(training.cache_path(spec, config, ""))
         paths += [f"models/{model}", f"models/{model[: -len('.model')]}.json"]
     paths += ["table.md", "table.csv", "results.csv", "results.json", "summary.md"]
@@ -254,6 +308,9 @@ def run_demo(
     say(f"attacking {len(run.selection)} held-out clips: {how}")
     eval_start = time.perf_counter()
     reports, extras = _attacks(run)
+    masking = masking_checks(
+        config, run.trained, run.test_data, run.selection, run.surrogate, report=say
+    )
     eval_seconds = time.perf_counter() - eval_start
     xab = []
     if "A" in run.trained:
@@ -271,6 +328,7 @@ def run_demo(
         times,
         how,
         clean_scores=run.clean_scores,
+        sections=[masking.section],
     )
     files = written.files + ([os.path.join(out, "xab_test", "manifest.csv")] if xab else [])
     folder.record(before)
@@ -281,5 +339,5 @@ def run_demo(
     )
     return DemoResult(
         config, run.clean_map, reports, extras, written.table, written.summary, files, times,
-        run.selection, written.findings,
+        run.selection, written.findings, masking,
     )  # fmt: skip

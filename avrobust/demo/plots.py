@@ -94,7 +94,7 @@ def models_figure(
         (rep, config.model_label(k), {}) for k, rep in reports.items()
     ]
     if "transfer" in extras and rule == "pgd":
-        lines.append((extras["transfer"], "(C) -> (A) transfer (black box)", _TRANSFER_STYLE))
+        lines.append((extras["transfer"], "(S) -> (A) transfer (black box)", _TRANSFER_STYLE))
     curves = [_curve(rep, rule, label, ci, style) for rep, label, style in lines]
     title = (
         f"audio-visual {rule.upper()} attack, every model "

@@ -18,9 +18,10 @@ from ..attacks import MultimodalAttack, push_pull_budgets
 from ..defenses import AdversarialTraining
 from ..losses import AVILoss
 from ..models import TalkNet, talknet_loss
+from ..models.talknet.config import TALKNET_VARIANTS
 from .config import DemoConfig, ModelSpec
 
-__all__ = ["cache_path", "is_cached", "load_or_train", "train_model"]
+__all__ = ["architecture_overrides", "cache_path", "is_cached", "load_or_train", "train_model"]
 
 Clips = tuple[dict[str, Tensor], Tensor]  # stacked inputs {modality: (N, ...)} and (N, T) labels
 
@@ -31,22 +32,49 @@ def _hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def architecture_overrides(architecture: str) -> dict[str, Any]:
+    """The TalkNet configuration fields by which the variant ``architecture`` (a name of
+    :data:`avrobust.demo.checks.ARCHITECTURES`) differs from the official TalkNet, e.g.
+    ``{"cross_attention": False}`` for ``"nc_talknet"``; ``{}`` for ``"talknet"``. The demo builds
+    ``TalkNet("tiny", face_size=..., **architecture_overrides(spec.architecture))``."""
+    official, variant = TALKNET_VARIANTS["talknet"], TALKNET_VARIANTS[architecture]
+    return {
+        f.name: getattr(variant, f.name)
+        for f in dataclasses.fields(variant)
+        if getattr(variant, f.name) != getattr(official, f.name)
+    }
+
+
 def _model_payload(spec: ModelSpec, config: DemoConfig) -> dict[str, Any]:
     """What a model depends on (its cache key): only the settings its recipe uses, so that
-    changing the grid, the table's budget or another model's recipe retrains nothing."""
+    changing the grid, the table's budget, the surrogate, the worst-case attack or another
+    model's recipe retrains nothing. A TalkNet (``architecture="talknet"``) has the payload it
+    had before ``ModelSpec.architecture`` existed, so those caches stay valid."""
     unused = {"finetune_steps" if spec.init_from is None else "train_steps"}
     if not spec.adversarial:
         unused |= set(_ADVERSARIAL_SETTINGS)
     if not spec.avil_terms:
         unused.add("avil_weight")
     training = {k: v for k, v in config.training_dict().items() if k not in unused}
+    recipe = dataclasses.asdict(spec)
+    if spec.architecture == "talknet":
+        del recipe["architecture"]  # the key of before the field: those caches stay valid
     payload: dict[str, Any] = {
-        "spec": dataclasses.asdict(spec),
+        "spec": recipe,
         "training": training,
-        "model": {"variant": "tiny", "face_size": config.face_size},
+        "model": {
+            "variant": "tiny",
+            "face_size": config.face_size,
+            **architecture_overrides(spec.architecture),
+        },
     }
     if spec.init_from is not None:
-        parent = next(s for s in config.models if s.key == spec.init_from)
+        parent = next((s for s in config.models if s.key == spec.init_from), None)
+        if parent is None:
+            raise ValueError(
+                f"init_from: model ({spec.key}) starts from {spec.init_from!r}, which is not "
+                f"among the models {[s.key for s in config.models]}"
+            )
         payload["parent"] = _model_payload(parent, config)
     return payload
 
@@ -61,10 +89,12 @@ def is_cached(spec: ModelSpec, config: DemoConfig, cache: str) -> bool:
     return os.path.exists(cache_path(spec, config, cache))
 
 
-def _new_model(config: DemoConfig, seed: int) -> TalkNet:
+def _new_model(spec: ModelSpec, config: DemoConfig, seed: int) -> TalkNet:
+    """``spec``'s architecture, freshly initialised from ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return TalkNet("tiny", face_size=config.face_size)
+        overrides = architecture_overrides(spec.architecture)
+        return TalkNet("tiny", face_size=config.face_size, **overrides)
 
 
 def _bar(total: int, desc: str, enabled: bool) -> Any:
@@ -114,7 +144,7 @@ def train_model(
     """
     index = "ABCDEFGHIJKLMNOPQRSTUVWXYZ".find(spec.key[:1])
     seed = config.seed * 1000 + max(index, 0) + 1
-    model = _new_model(config, seed)
+    model = _new_model(spec, config, seed)
     if init is not None:
         model.load_state_dict(init.state_dict())
     fine_tune = init is not None
@@ -164,10 +194,16 @@ def load_or_train(
 ) -> tuple[TalkNet, bool]:
     """``spec``'s model from ``cache``, or trained (from its parent in ``trained``) and cached
     in the official checkpoint layout (``avrobust evaluate`` reads it), with its settings beside
-    it as JSON. Returns ``(model, whether it came from the cache)``."""
+    it as JSON. Returns ``(model, whether it came from the cache)``.
+
+    ``spec`` need not be a model of ``config.models``: the transfer surrogate
+    (:func:`avrobust.demo.config.surrogate_spec`, trained from scratch) loads or trains the same
+    way, with ``trained`` empty if need be."""
     path = cache_path(spec, config, cache)
     if os.path.exists(path):
-        return TalkNet.from_checkpoint(path, "tiny", face_size=config.face_size), True
+        overrides = architecture_overrides(spec.architecture)
+        model = TalkNet.from_checkpoint(path, "tiny", face_size=config.face_size, **overrides)
+        return model, True
     init = trained[spec.init_from] if spec.init_from is not None else None
     model = train_model(spec, config, data, init, progress=progress)
     os.makedirs(cache, exist_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..evaluation import EvaluationReport
 from .config import DemoConfig
-from .intervals import Intervals, outcome
+from .intervals import AV, WORST, Intervals, outcome
 
 __all__ = [
     "BARELY_CHANGES_POINTS",
@@ -110,6 +110,20 @@ class Evidence:
     reports: Mapping[str, EvaluationReport]
     extras: Mapping[str, EvaluationReport]
     ci: Intervals
+
+    @property
+    def judged_rules(self) -> tuple[str, ...]:
+        """The rules the comparisons of models rest on: the worst case over the strong
+        ensemble (``"worst-case"``) when every report has its audio-visual cell at
+        ``table_eps``, else the grid's rules. A defence is judged by the strongest attack
+        tried, not by the paper's 5-step attacks (issue 13)."""
+        eps = self.config.table_eps
+        for report in self.reports.values():
+            try:
+                report.cell(WORST, eps, AV)
+            except KeyError:
+                return tuple(self.config.rules)
+        return (WORST,) if self.reports else tuple(self.config.rules)
 
     def number(
         self,

@@ -9,7 +9,9 @@ and how perceptible the perturbation is (SNR, PSNR, L∞ size), as in Push-Pull 
 As in the paper, the attacked set can be restricted to correctly predicted clips, balanced between
 speaking and not speaking (§4.1: 225 + 225; :class:`Selection`); the perturbation can be crafted
 on a separate surrogate model (black-box transfer, Fig. 3a); and the attack can maximise the
-training loss or the inference loss (Fig. 4; ``Grid.objective``).
+training loss or the inference loss (Fig. 4; ``Grid.objective``). Next to the step rules a
+grid can hold the worst case per clip over :func:`~avrobust.default_ensemble` (APGD, targeted
+APGD, Square; :class:`WorstCase`, ``"worst-case"``).
 
 Every finished cell is appended to a JSON-lines results file at once (:class:`Store`); a run
 interrupted at any point resumes from that file without recomputing (or losing) a finished cell,
@@ -24,14 +26,17 @@ The package's modules, one job each: :mod:`~avrobust.evaluation.grid` (the grid)
 embeddings), :mod:`~avrobust.evaluation.tasks` (binary or multi-class: the measure, per-class
 balancing), :mod:`~avrobust.evaluation.selection` (which clips), :mod:`~avrobust.evaluation.store`
 (the results file; its lines in :mod:`~avrobust.evaluation.records`, fingerprints in
-:mod:`~avrobust.evaluation.fingerprints`), :mod:`~avrobust.evaluation.runner` (cells over the
-streaming metrics), :mod:`~avrobust.evaluation.results` (:class:`CellResult`),
+:mod:`~avrobust.evaluation.fingerprints`), :mod:`~avrobust.evaluation.recipes` (grid entries
+that build a whole attack: :class:`WorstCase`, the worst case over an ensemble),
+:mod:`~avrobust.evaluation.runner` (cells over the streaming metrics),
+:mod:`~avrobust.evaluation.results` (:class:`CellResult`),
 :mod:`~avrobust.evaluation.report` (:class:`EvaluationReport`) and
 :mod:`~avrobust.evaluation.reporting` (tables and plots, shared with the demo).
 """
 
 from .api import evaluate
 from .grid import Grid
+from .recipes import WorstCase
 from .report import EvaluationReport
 from .reporting import write_csv_rows
 from .results import CellResult
@@ -47,6 +52,7 @@ __all__ = [
     "Measures",
     "Selection",
     "Store",
+    "WorstCase",
     "balanced_per_class",
     "balanced_subset",
     "correct_samples",

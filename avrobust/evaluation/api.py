@@ -49,7 +49,9 @@ def evaluate(
 
     For each cell ``(rule, eps, modality set)`` of ``grid`` the selected clips are attacked batch
     by batch with :class:`~avrobust.MultimodalAttack` (only the modalities of the set get a
-    budget; the others stay bit-identical), then the target model scores the adversarial clips.
+    budget; the others stay bit-identical), or, for a worst-case cell, with the ensemble of
+    :class:`~avrobust.evaluation.WorstCase` (:func:`~avrobust.default_ensemble`), then the
+    target model scores the adversarial clips.
     Cells are computed in grid order (rule, then eps, then modality set); each is appended to
     the store's file as soon as it is finished, and ``on_cell`` is called after that.
 
@@ -75,7 +77,8 @@ def evaluate(
             1 = speaking for a binary task, class indices in ``[0, C)`` for a multi-class one.
         grid: the rules, budget values, attacked modality sets, budgets, steps and objective
             (:class:`~avrobust.evaluation.Grid`; default: BIM, MIM, PGD × eps_av 1, 2, 5 ×
-            audio, visual, audio+visual, 10 steps, the training loss).
+            audio, visual, audio+visual, 10 steps, the training loss; the objective does not
+            apply to worst-case cells).
         selection: which clips are attacked (:class:`~avrobust.evaluation.Selection`; default:
             the correctly predicted ones, balanced between speaking and not, or between the
             classes of a multi-class task).
@@ -105,7 +108,8 @@ def evaluate(
             message gives the line); no clip to attack; labels outside the model's classes
             (naming the data); a task the attack and the measure disagree on (naming the
             model: AP of a multi-class model with a named objective, or labels all 0/1 for
-            ``C > 2`` classes with ``Measures.measure="auto"``).
+            ``C > 2`` classes with ``Measures.measure="auto"``); a worst-case cell of a
+            ``C > 2`` model scored as a binary task (naming ``Grid.rules``).
         RuntimeError: the store's file is in use by another run (its lock file exists).
 
     Example:
@@ -152,6 +156,7 @@ def evaluate(
         runner = CellRunner(
             model, surrogate or model, source, chosen, measures, grid, measure=measure, ranks=ranks
         )
+        runner.check_task([c for c in cells if c.key not in done])
         results = _run_cells(cells, done, runner, file, seed, progress and ranks.main, on_cell)
     ranks.wait()  # the file is complete and unlocked when any rank returns
     report_config = {"format": FORMAT, **grid.config(), **config}

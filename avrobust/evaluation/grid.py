@@ -2,10 +2,11 @@
 
 A :class:`Grid` is checked when it is built (each error names the field, e.g. ``Grid.eps``): its
 fields are normalised (tuples, lower-case names, floats) and the budgets are asked once per
-budget value. :meth:`Grid.cells` lists its cells in grid order (rule, then eps, then modality
-set), each with what defines it: the rule's settings and the budgets of the attacked
-modalities, as a results file stores them (its fingerprint: another cell of the same key is
-another evaluation).
+budget value. Its rules are step rules or recipes (:class:`~avrobust.evaluation.WorstCase`, the
+worst case over an ensemble of attacks; :mod:`~avrobust.evaluation.recipes`). :meth:`Grid.cells`
+lists its cells in grid order (rule, then eps, then modality set), each with what defines it:
+the rule's settings and the budgets of the attacked modalities, as a results file stores them
+(its fingerprint: another cell of the same key is another evaluation).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from .._types import AVOutput
 from ..attacks import Budget, push_pull_budgets
 from ..attacks.objectives import OBJECTIVE_NAMES
 from ..attacks.rules import StepRule, as_rule, list_rules
+from .recipes import RECIPES, WorstCase, linf_problem
 from .results import cell_key
 
-__all__ = ["BudgetFn", "Grid", "GridCell", "parse_modality_set"]
+__all__ = ["BudgetFn", "Grid", "GridCell", "Rule", "parse_modality_set"]
 
 BudgetFn = Callable[[float], Mapping[str, Budget]]
 Objective = Callable[[AVOutput, Tensor], Tensor]
+Rule = StepRule | WorstCase
+"""What a cell runs: a step rule, or a recipe that builds the whole attack."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,8 @@ class GridCell:
 
     Attributes:
         key: ``"rule|eps|modality+modality"``.
-        rule_name: the rule's name.
-        rule: the step rule.
+        rule_name: the rule's name (``"worst-case"`` for :class:`WorstCase`).
+        rule: the step rule, or the :class:`WorstCase` recipe.
         eps: the budget value.
         modalities: the attacked modalities.
         defines: ``{"rule": repr of the rule, "budgets": {modality: repr of its budget}}``.
@@ -47,7 +51,7 @@ class GridCell:
 
     key: str
     rule_name: str
-    rule: StepRule
+    rule: Rule
     eps: float
     modalities: tuple[str, ...]
     defines: dict[str, Any]
@@ -62,21 +66,28 @@ class Grid:
     """Which attacks an evaluation runs: every rule × budget × attacked modality set.
 
     Attributes:
-        rules: rule names (``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``) or
-            :class:`~avrobust.StepRule` objects (named by their ``name``); each once.
+        rules: rule names (``"fgsm"``, ``"bim"``, ``"mim"``, ``"pgd"``, ``"apgd"``),
+            :class:`~avrobust.StepRule` objects (named by their ``name``), or the worst case
+            over :func:`~avrobust.default_ensemble`: ``"worst-case"`` or
+            :class:`~avrobust.evaluation.WorstCase` objects (named ``"worst-case"``, with
+            their ``queries`` and ``targets``); each name once.
         eps: the budget values (> 0, distinct); each is passed to ``budgets``.
         modalities: the attacked-modality sets: ``"audio"``, ``"visual"``, ``"audio+visual"`` (or
             tuples of names); stored as tuples of names.
         budgets: ``eps -> {modality: Budget}``; default :func:`~avrobust.push_pull_budgets`
             (``eps`` is Push-Pull's ``eps_av``: audio ``eps·1e-4`` on [-1, 1], video ``eps·0.1``
-            pixel levels). It must give a budget for every attacked modality at every eps.
-        steps: attack iterations per cell (>= 1).
+            pixel levels). It must give a budget for every attacked modality at every eps;
+            with worst-case cells, :class:`~avrobust.Linf` budgets (Square is an L-inf attack).
+        steps: attack iterations per cell (>= 1); for worst-case cells, the iterations of each
+            APGD run of the ensemble.
         objective: ``"training"`` (the training loss over every head: Push-Pull's
             training-aware attack), ``"inference"`` (the inference head only), or a callable
-            ``(AVOutput, labels) -> (B,)``.
+            ``(AVOutput, labels) -> (B,)``. It applies to the step rules only: worst-case
+            cells use the ensemble's own objectives (cross-entropy, then the margin), whatever
+            ``objective`` is.
     """
 
-    rules: Sequence[str | StepRule] = ("bim", "mim", "pgd")
+    rules: Sequence[str | StepRule | WorstCase] = ("bim", "mim", "pgd")
     eps: float | Sequence[float] = (1.0, 2.0, 5.0)
     modalities: Sequence[str | Sequence[str]] = ("audio", "visual", "audio+visual")
     budgets: BudgetFn = push_pull_budgets
@@ -97,7 +108,8 @@ class Grid:
             )
         object.__setattr__(self, "steps", check_int(self.steps, "Grid.steps", min_value=1))
         object.__setattr__(self, "objective", _check_objective(self.objective))
-        table = _budget_table(self.budgets, self.eps_values, self.modality_sets)
+        linf = any(isinstance(r, WorstCase) or r in RECIPES for r in self.rules)
+        table = _budget_table(self.budgets, self.eps_values, self.modality_sets, linf=linf)
         object.__setattr__(self, "_table", table)
 
     @property
@@ -110,8 +122,8 @@ class Grid:
         """The attacked-modality sets as tuples of names."""
         return tuple(self.modalities)  # type: ignore[arg-type]
 
-    def rule_steps(self) -> list[tuple[str, StepRule]]:
-        """``[(name, StepRule)]`` in the grid's order."""
+    def rule_steps(self) -> list[tuple[str, Rule]]:
+        """``[(name, StepRule or WorstCase)]`` in the grid's order."""
         return [_rule(r) for r in self.rules]
 
     def cells(self) -> list[GridCell]:
@@ -148,8 +160,10 @@ class Grid:
         }
 
 
-def _rule(rule: str | StepRule) -> tuple[str, StepRule]:
-    return (rule.name, rule) if isinstance(rule, StepRule) else (rule, as_rule(rule))
+def _rule(rule: str | Rule) -> tuple[str, Rule]:
+    if isinstance(rule, (StepRule, WorstCase)):
+        return rule.name, rule
+    return (rule, RECIPES[rule]()) if rule in RECIPES else (rule, as_rule(rule))
 
 
 def parse_modality_set(value: Any, name: str) -> tuple[str, ...]:
@@ -187,25 +201,31 @@ def _parse_modality_sets(modalities: Any) -> list[tuple[str, ...]]:
     return sets
 
 
-def _parse_rules(rules: Any) -> tuple[str | StepRule, ...]:
-    if isinstance(rules, (str, StepRule)):
+def _parse_rules(rules: Any) -> tuple[str | Rule, ...]:
+    if isinstance(rules, (str, StepRule, WorstCase)):
         rules = [rules]
     if not isinstance(rules, Sequence) or not rules:
         raise TypeError(
             "Grid.rules: expected a non-empty list such as ['bim', 'mim', 'pgd'], got "
             f"{describe(rules)}"
         )
-    out: list[str | StepRule] = []
+    out: list[str | Rule] = []
     for i, rule in enumerate(rules):
-        if isinstance(rule, str):
-            out.append(check_choice(rule, f"Grid.rules[{i}]", list_rules()))
-        elif isinstance(rule, StepRule):
+        if isinstance(rule, str) and rule.lower() in RECIPES:
+            out.append(rule.lower())
+        elif isinstance(rule, str):
+            try:
+                out.append(check_choice(rule, f"Grid.rules[{i}]", list_rules()))
+            except ValueError as error:
+                raise ValueError(f"{error}; or {', '.join(map(repr, RECIPES))}") from None
+        elif isinstance(rule, (StepRule, WorstCase)):
             out.append(rule)
         else:
             raise TypeError(
-                f"Grid.rules[{i}]: expected a rule name or a StepRule, got {describe(rule)}"
+                f"Grid.rules[{i}]: expected a rule name, a StepRule or a WorstCase, got "
+                f"{describe(rule)}"
             )
-    names = [r.name if isinstance(r, StepRule) else r for r in out]
+    names = [r if isinstance(r, str) else r.name for r in out]
     if len(set(names)) != len(names):
         raise ValueError(f"Grid.rules: each rule may appear once, got {names}")
     return tuple(out)
@@ -240,10 +260,11 @@ def _check_objective(objective: Any) -> str | Objective:
 
 
 def _budget_table(
-    budgets: BudgetFn, eps: Sequence[float], sets: Sequence[tuple[str, ...]]
+    budgets: BudgetFn, eps: Sequence[float], sets: Sequence[tuple[str, ...]], *, linf: bool
 ) -> dict[str, dict[str, str]]:
     """``{repr(eps): {modality: repr(budget)}}``: what the budgets are, whatever the function's
-    name. Refuses ``budgets(eps)`` that is not a dict of Budgets or lacks an attacked modality."""
+    name. Refuses ``budgets(eps)`` that is not a dict of Budgets or lacks an attacked modality,
+    and, with ``linf`` (worst-case cells), an attacked modality's budget that is not L-inf."""
     out = {}
     attacked = sorted({m for mods in sets for m in mods}, key=[m for s in sets for m in s].index)
     for e in eps:
@@ -258,6 +279,12 @@ def _budget_table(
             raise ValueError(
                 f"Grid.modalities: no budget for {missing} at eps={e:g}; budgets(eps) gives "
                 f"{sorted(given)}"
+            )
+        problem = linf_problem(given, tuple(attacked)) if linf else None
+        if problem is not None:
+            raise TypeError(
+                f"Grid.budgets: {problem} at eps={e:g}; pass L-inf budgets "
+                "or leave worst-case out of Grid.rules"
             )
         out[repr(e)] = {str(m): repr(b) for m, b in given.items()}
     return out

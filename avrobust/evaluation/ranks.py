@@ -175,3 +175,5 @@ def _absorb(total: CellMeasures, part: CellMeasures) -> None:
         total.per_clip["ecr"].setdefault(m, []).extend(values)
     total.clips += part.clips
     total.frames += part.frames
+    if part.broken_by is not None:
+        total.add_broken_by(part.broken_by)

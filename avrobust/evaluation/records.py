@@ -99,7 +99,8 @@ def verify_check(record: Mapping[str, Any], where: str) -> None:
 def record_fields(values: Any, cls: type, where: str) -> dict[str, Any]:
     """``values`` checked against the dataclass ``cls``: every field without a default present,
     no unknown field, and the types JSON gives for ``str``, ``int``, ``float`` (``null`` for a
-    non-finite number, read back as NaN), ``tuple[str, ...]`` and ``dict[str, float]``."""
+    non-finite number, read back as NaN), ``tuple[str, ...]``, ``dict[str, float]`` and
+    ``dict[str, int] | None``."""
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected the cell's result as a JSON object, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -140,6 +141,11 @@ def _has_type(value: Any, kind: str) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "dict[str, float]":
         return isinstance(value, dict) and all(_number(v) for v in value.values())
+    if kind == "dict[str, int] | None":
+        return value is None or (
+            isinstance(value, dict)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values())
+        )
     return True  # a type this reader does not know: left to the class
 
 

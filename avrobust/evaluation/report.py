@@ -142,9 +142,12 @@ class EvaluationReport:
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per cell (the CSV rows): mAP in % (``map_*``; ``accuracy_*`` for a
-        report measured by accuracy), ECR, SNR/PSNR per modality."""
+        report measured by accuracy), ECR, SNR/PSNR per modality and, when the report has
+        worst-case cells, ``broken_by_<attack>`` (clips each attack of the ensemble broke;
+        ``None`` for the other cells)."""
         modalities = sorted({m for c in self.cells for m in c.ecr})
         attacked = sorted({m for c in self.cells for m in c.modalities})
+        attacks = unique(a for c in self.cells for a in c.broken_by or {})
         name = "map" if self.measure == "ap" else "accuracy"
         out = []
         for c in self.cells:
@@ -165,6 +168,8 @@ class EvaluationReport:
                 row[f"snr_db_{m}"] = c.snr_db.get(m)
                 row[f"psnr_db_{m}"] = c.psnr_db.get(m)
                 row[f"linf_{m}"] = c.linf.get(m)
+            for a in attacks:
+                row[f"broken_by_{a}"] = None if c.broken_by is None else c.broken_by.get(a)
             row.update(samples=c.samples, frames=c.frames, seconds=c.seconds)
             out.append(row)
         return out

@@ -17,7 +17,7 @@ _FLOATS: tuple[str, ...] = ("map_clean", "map_adv", "success_rate", "frame_error
 _FLOATS += ("seconds", "accuracy_clean", "accuracy_adv")
 # fields added after results-file format 2 was written, with their defaults (NaN: absent)
 _ADDED: dict[str, Any] = {"measure": "ap", "classes": 2}
-_ADDED.update(accuracy_clean=math.nan, accuracy_adv=math.nan)
+_ADDED.update(accuracy_clean=math.nan, accuracy_adv=math.nan, broken_by=None)
 
 
 def cell_key(rule: str, eps: float, modalities: Sequence[str]) -> str:
@@ -41,7 +41,7 @@ class CellResult:
     """The measures of one grid cell (one rule, one budget, one set of attacked modalities).
 
     Attributes:
-        rule: the attack rule's name (``"bim"``, ``"mim"``, ``"pgd"``, ...).
+        rule: the attack rule's name (``"bim"``, ``"mim"``, ``"pgd"``, ..., ``"worst-case"``).
         eps: the budget parameter (``eps_av`` of Push-Pull with the default budgets).
         modalities: the attacked modalities, e.g. ``("audio", "visual")``.
         map_clean: frame mAP in [0, 1] of the target model on the clean selected clips (NaN for
@@ -76,6 +76,12 @@ class CellResult:
             frame labels; at the 0.5 threshold for a binary task); NaN for cells read from a
             results file written before this field existed.
         accuracy_adv: the same accuracy on the adversarial clips (``1 - frame_error_rate``).
+        broken_by: of a worst-case cell (:class:`~avrobust.evaluation.WorstCase`), the clips
+            each attack of the ensemble broke, ``{"apgd-ce": n, "apgd-t-margin": n, "square":
+            n}`` in the order run, summed over the batches (see
+            :class:`avrobust.attacks.ensemble.EnsembleResult`: as the attacker judged them,
+            which is the target unless a surrogate crafted the attack); ``None`` for a step
+            rule's cell and for cells read from a results file written before this field.
     """
 
     rule: str
@@ -97,6 +103,7 @@ class CellResult:
     classes: int = 2
     accuracy_clean: float = math.nan
     accuracy_adv: float = math.nan
+    broken_by: dict[str, int] | None = None
 
     @property
     def key(self) -> str:
@@ -133,8 +140,9 @@ class CellResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (non-finite numbers become ``None``). The fields added for
-        multi-class tasks (``measure``, ``classes``, ``accuracy_*``) are left out while they
-        hold their defaults, so a cell read from an older results file gives its line back."""
+        multi-class tasks (``measure``, ``classes``, ``accuracy_*``) and worst-case cells
+        (``broken_by``) are left out while they hold their defaults, so a cell read from an
+        older results file gives its line back."""
         values = dataclasses.asdict(self)
         for name, default in _ADDED.items():
             value = values[name]

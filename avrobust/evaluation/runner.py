@@ -9,18 +9,23 @@ error rate (1 - :class:`~avrobust.metrics.Accuracy`), the embedding change ratio
 :class:`~avrobust.metrics.MaxAbs`). A multi-class task (top-1 classes instead of scores,
 :meth:`CellMeasures.add_predictions`) is counted directly: top-1 accuracy clean and adversarial,
 and the clips with more than half of their frames wrong; it has no mAP.
+
+A cell of a step rule attacks with :class:`~avrobust.MultimodalAttack`; a worst-case cell
+(:class:`~avrobust.evaluation.WorstCase`) with the ensemble it builds, called the same way
+batch by batch, whose per-attack breakdown (``broken_by``) is summed over the batches.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
-from ..attacks import Budget, MultimodalAttack
+from .._types import AttackResult
+from ..attacks import Budget, EnsembleResult, MultimodalAttack
 from ..metrics import (
     ECR,
     PSNR,
@@ -33,11 +38,14 @@ from ..metrics import (
 )
 from .grid import Grid, GridCell
 from .ranks import Ranks, gather_measures
+from .recipes import WorstCase
 from .results import CellResult
 from .scoring import Measures, Scored, device_of, forward, to_device
 from .sources import Source
 
 __all__ = ["CellMeasures", "CellRunner"]
+
+Attack = Callable[[Mapping[str, Tensor], Tensor], AttackResult]
 
 
 class CellMeasures:
@@ -65,6 +73,7 @@ class CellMeasures:
         self.linf = {m: MaxAbs() for m in budgets}
         self.per_clip: dict[str, Any] = {"labels": [], "clean": [], "adv": [], "ecr": {}}
         self.clips = self.frames = 0
+        self.broken_by: dict[str, int] | None = None
 
     def add(self, clean: Scored, adv: Scored) -> None:
         """A batch's clean and adversarial outputs, scored (:meth:`Measures.score`)."""
@@ -117,6 +126,13 @@ class CellMeasures:
             per_clip = ratios.reshape(ratios.shape[0] if ratios.ndim else 1, -1).double().mean(1)
             self.per_clip["ecr"].setdefault(m, []).extend(per_clip.cpu().tolist())
 
+    def add_broken_by(self, counts: Mapping[str, int]) -> None:
+        """A batch's clips broken per attack of an ensemble (``EnsembleResult.broken_by``)."""
+        total = {} if self.broken_by is None else self.broken_by
+        for name, count in counts.items():
+            total[name] = total.get(name, 0) + int(count)
+        self.broken_by = total
+
     def add_change(self, modality: str, x: Tensor, x_adv: Tensor) -> None:
         """A batch of one attacked modality, clean and adversarial, ``(B, ...)``."""
         self.snr[modality].update(x, x_adv)
@@ -160,6 +176,7 @@ class CellMeasures:
             per_clip=self.per_clip,
             measure="accuracy" if not self.binary else self.measure,
             classes=self.classes,
+            broken_by=None if self.broken_by is None else dict(self.broken_by),
             **scores,
         )
 
@@ -191,7 +208,8 @@ class CellRunner:
         source: the data.
         selection: the attacked clip indices.
         measures: how outputs are scored and which embeddings ECR compares.
-        grid: the grid (its budgets, steps and objective).
+        grid: the grid (its budgets, steps and objective; a worst-case cell builds its attack
+            from the budgets and steps, :class:`~avrobust.evaluation.WorstCase`).
         measure: the headline measure of a binary task (``"ap"`` or ``"accuracy"``).
         ranks: this process's place among ``torch.distributed`` ranks: it attacks only the
             batches :meth:`Ranks.mine` gives it, and every rank gets the merged measures
@@ -216,6 +234,32 @@ class CellRunner:
         self.device, self.attack_device = device_of(model), device_of(attacker)
         self._clean: dict[int, tuple[Scored, dict[str, Tensor]]] = {}
 
+    def check_task(self, cells: Sequence[GridCell]) -> None:
+        """Refuse, before any attack, worst-case cells of a task the ensemble would not attack:
+        it attacks the model's ``C``-class task (cross-entropy and margin, the labels as class
+        indices), so a ``C > 2`` model scored as a binary task (one score per label) is refused.
+
+        Raises:
+            ValueError: naming ``Grid.rules``.
+        """
+        worst = [c.key for c in cells if isinstance(c.rule, WorstCase)]
+        if not worst:
+            return
+        for _, (inputs, labels) in self.source.batches(self.selection):
+            inputs, labels = to_device(inputs, self.device), labels.to(self.device)
+            scored, _ = self._clean_out(0, inputs, labels)
+            break
+        else:
+            return
+        if scored.binary and scored.classes > 2:
+            raise ValueError(
+                f"Grid.rules: the worst-case cells {worst} attack the model's {scored.classes}-"
+                "class task (cross-entropy and margin with the labels as class indices), but "
+                "Measures.score_fn scores a binary task (one score per label): they would "
+                "measure another task than the one attacked. Use step rules with a callable "
+                "Grid.objective of that task, or wrap the model to return 2-class logits"
+            )
+
     def _clean_out(
         self, number: int, inputs: dict[str, Tensor], labels: Tensor
     ) -> tuple[Scored, dict[str, Tensor]]:
@@ -236,14 +280,7 @@ class CellRunner:
         """
         start = time.perf_counter()
         budgets = self.grid.budgets_at(cell.eps, cell.modalities)
-        attack = MultimodalAttack(
-            self.attacker,
-            budgets=budgets,
-            rule=cell.rule,
-            steps=self.grid.steps,
-            objective=self.grid.objective,
-            seed=seed,
-        )
+        attack = self._attack(cell, budgets, seed)
         measures = CellMeasures(budgets, measure=self.measure)
         parts: list[tuple[int, CellMeasures]] = []
         seen: list[int] = []
@@ -279,9 +316,22 @@ class CellRunner:
             measures, seconds = gather_measures(self.ranks, parts, seconds, failure=failure)
         return measures.result(cell.rule_name, cell.eps, seconds)
 
+    def _attack(self, cell: GridCell, budgets: dict[str, Budget], seed: int) -> Attack:
+        """The cell's attack on the attacker: its recipe's, or a step rule's."""
+        if isinstance(cell.rule, WorstCase):
+            return cell.rule.build(self.attacker, budgets, steps=self.grid.steps, seed=seed)
+        return MultimodalAttack(
+            self.attacker,
+            budgets=budgets,
+            rule=cell.rule,
+            steps=self.grid.steps,
+            objective=self.grid.objective,
+            seed=seed,
+        )
+
     def _attack_batch(
         self,
-        attack: MultimodalAttack,
+        attack: Attack,
         cell: GridCell,
         number: int,
         inputs: dict[str, Tensor],
@@ -295,6 +345,8 @@ class CellRunner:
         adv = to_device(result.inputs, self.device)
         out = forward(self.model, adv)
         measures.add(clean_scores, self.measures.score(out, labels.cpu()))
+        if isinstance(result, EnsembleResult):
+            measures.add_broken_by(result.broken_by)
         names = self.measures.embedding_names(out, inputs)
         adv_emb = {m: out.embeddings[e].detach() for m, e in names.items() if m in clean_emb}
         measures.add_embeddings({m: clean_emb[m] for m in adv_emb}, adv_emb)

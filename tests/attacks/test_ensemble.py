@@ -8,7 +8,8 @@ from torch import nn
 
 import avrobust
 from avrobust import AttackResult
-from avrobust.attacks.ensemble import EnsembleResult, TopKTargeted
+from avrobust.attacks.autoattack import TopKTargeted
+from avrobust.attacks.ensemble import EnsembleResult
 
 BUDGETS = {
     "audio": avrobust.Linf(0.004, bounds=(-1.0, 1.0)),
@@ -138,6 +139,54 @@ def test_ensemble_keeps_the_candidate_closest_to_broken_for_robust_samples():
     assert result.loss.item() == -0.5
 
 
+def frame_logits(wrong: list[list[bool]]) -> torch.Tensor:
+    """``(B, T, 2)`` logits for frame labels all 0: class 1 wins by 1 where ``wrong``."""
+    w = torch.tensor(wrong, dtype=torch.float64)
+    return torch.stack([1.0 - w, w], dim=-1)
+
+
+class Called(Fixed):
+    """:class:`Fixed` that records how many rows each call attacks."""
+
+    def __init__(self, logits: torch.Tensor, marker: float) -> None:
+        super().__init__(logits, marker)
+        self.rows: list[int] = []
+
+    def __call__(self, inputs, labels):
+        self.rows.append(labels.shape[0])
+        return super().__call__(inputs, labels)
+
+
+def test_frame_labels_run_on_until_every_frame_is_wrong():
+    """Frame labels: a clip broken with 3 of 4 frames wrong (more than half) still meets the
+    next attack by default, whose candidate with 4 of 4 wrong is taken, without counting the
+    clip as broken twice; a clip with every frame wrong is finished. ``until="broken"`` stops
+    at the first break (AutoAttack's rule): the next attack is never called."""
+    x, labels = {"x": torch.zeros(2, 1)}, torch.zeros(2, 4, dtype=torch.long)
+    first_logits = frame_logits([[True, True, True, False], [True, True, True, True]])
+    second_logits = frame_logits([[True, True, True, True], [False, False, False, False]])
+    first, second = Called(first_logits, 1.0), Called(second_logits, 2.0)
+    result = avrobust.Ensemble([first, second], names=["a", "b"])(x, labels)
+    assert second.rows == [1], "only the clip with a frame still right goes on"
+    assert result.inputs["x"].flatten().tolist() == [2.0, 1.0]
+    assert result.source == ("b", "a") and result.success.all()
+    assert result.broken_by == {"a": 2, "b": 0}
+    assert result.frame_success is not None and result.frame_success.all()
+    first, second = Called(first_logits, 1.0), Called(second_logits, 2.0)
+    stop = avrobust.Ensemble([first, second], names=["a", "b"], until="broken")(x, labels)
+    assert second.rows == [] and stop.inputs["x"].flatten().tolist() == [1.0, 1.0]
+
+
+def test_frame_labels_keep_the_candidate_with_more_frames_wrong():
+    """A later candidate with fewer frames wrong (but a higher margin on the others) does not
+    replace an earlier one with more frames wrong."""
+    x, labels = {"x": torch.zeros(1, 1)}, torch.zeros(1, 4, dtype=torch.long)
+    first = Called(frame_logits([[True, True, True, False]]), 1.0)
+    fewer = frame_logits([[True, True, False, False]]) * 5.0
+    result = avrobust.Ensemble([first, Called(fewer, 2.0)], names=["a", "b"])(x, labels)
+    assert result.inputs["x"].item() == 1.0 and result.source == ("a",)
+
+
 def test_topk_targeted_aims_at_the_most_likely_other_classes_in_turn():
     """With 4 classes and targets=2, the inner targeted attack gets the best other class of each
     sample, then the second best on the samples still robust (ranked from the clean logits);
@@ -198,6 +247,9 @@ def test_ensemble_bad_arguments():
     assert_raises_naming(ValueError, "names", avrobust.Ensemble, [fgsm, fgsm], names=["a", "a"])
     assert_raises_naming(TypeError, "names", avrobust.Ensemble, [fgsm], names="a")
     assert_raises_naming(TypeError, "names", avrobust.Ensemble, [fgsm], names=[1])
+    assert_raises_naming(ValueError, "until", avrobust.Ensemble, [fgsm], until="never")
+    targeted = attack(model, "bim", targeted=True, objective="margin")
+    assert_raises_naming(ValueError, "until", TopKTargeted, targeted, until="all")
     bad = avrobust.Ensemble([lambda x, y: "nothing"])
     assert_raises_naming(TypeError, "attacks[0]", bad, inputs, labels)
     good = avrobust.Ensemble([fgsm])

@@ -75,7 +75,8 @@ def test_demo_writes_every_output(demo_output) -> None:
         assert (out / name).stat().st_size > 0, name
     for png in ("fig3_model_A.png", "fig3_models.png", "ecr.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name[0] for p in (out / "models").glob("*.model")) == list(MODELS)
+    # the table's models and the transfer surrogate (S, an ncTalkNet)
+    assert sorted(p.name[0] for p in (out / "models").glob("*.model")) == [*MODELS, "S"]
     xab = out / "xab_test"
     assert (xab / "manifest.csv").exists() and (xab / "xab_key.csv").exists()
     # 2 speaking + 2 not (§4.2), or fewer where fewer clips were attacked: how many depends on the
@@ -86,7 +87,12 @@ def test_demo_writes_every_output(demo_output) -> None:
     trials = 2 * min(2, per_class)
     assert len(list((xab / "xab").glob("trial_*/X.wav"))) == trials
     assert len(list((xab / "xab").glob("trial_*/X.gif"))) == trials  # pillow comes with matplotlib
-    assert len(list((out / "results").glob("*.jsonl"))) == 7  # 5 models + 2 extras
+    # 5 grids, 5 worst cases, 2 extras
+    assert len(list((out / "results").glob("*.jsonl"))) == 12
+    assert {p.name for p in (out / "results").glob("*worst-case.jsonl")} == {
+        f"{m}-worst-case.jsonl" for m in MODELS
+    }
+    assert (out / "results" / "S-to-A.jsonl").exists()
 
 
 @pytest.mark.slow  # runs the demo (its fixture)
@@ -99,12 +105,14 @@ def test_demo_table_has_every_row_and_column(demo_output) -> None:
     columns |= {"clean_map_low", "clean_map_high"}  # bootstrap intervals over the clips
     columns |= {f"{r}_{k}" for r in RULES for k in ("ecr_audio", "ecr_visual", "map")}
     columns |= {f"{r}_map_{b}" for r in RULES for b in ("low", "high")}
+    columns |= {f"worst_case_{m}{b}" for m in ("map", "accuracy") for b in ("", "_low", "_high")}
     assert set(rows[0]) == columns
     for row in rows:
         assert 0 <= float(row["clean_map"]) <= 100
         for rule in RULES:
             assert 0 <= float(row[f"{rule}_map"]) <= 100
             assert float(row[f"{rule}_ecr_audio"]) >= 0 and float(row[f"{rule}_ecr_visual"]) >= 0
+        assert 0 <= float(row["worst_case_accuracy"]) <= 100
     assert [r["adversarial_training"] for r in rows] == ["no", "BIM", "no", "no", "BIM"]
     assert rows[3]["loss"] == "CE_all + L1 + L4" and rows[2]["loss"] == "CE_all + L1"
     table = (out / "table.md").read_text()
@@ -114,6 +122,9 @@ def test_demo_table_has_every_row_and_column(demo_output) -> None:
         for col in ("A(ECR)", "V(ECR)", "mAP (%)"):
             assert f"{rule.upper()} {col}" in table
     assert "Clean mAP (%)" in table and "Adv. training" in table
+    assert "Worst-case mAP (%)" in table and "Worst-case frame acc. (%)" in table
+    assert "### Frame accuracy (%) under audio-visual attacks" in table
+    assert "clips broken first by each attack" in table
 
 
 @pytest.mark.slow  # runs the demo (its fixture)
@@ -122,9 +133,11 @@ def test_demo_results_and_summary(demo_output) -> None:
     n_eps = len(avrobust.demo.PRESETS[preset].eps_grid)
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    # models x rules x modality sets x eps, + the extras: inference-aware (3 rules at the table's
-    # eps) and transfer (PGD at every eps)
-    assert len(rows) == 5 * 3 * 3 * n_eps + 3 + n_eps
+    # models x (rules x modality sets x eps + the worst case), + the extras: inference-aware
+    # (3 rules at the table's eps) and transfer (PGD at every eps)
+    assert len(rows) == 5 * (3 * 3 * n_eps + 1) + 3 + n_eps
+    worst = [r for r in rows if r["rule"] == "worst-case"]
+    assert sorted(r["model"] for r in worst) == list(MODELS)
     for row in rows:
         assert 0 <= float(row["map_adv"]) <= 100 and 0 <= float(row["success_rate"]) <= 1
     assert {r["attacked"] for r in rows} == {"audio", "visual", "audio+visual"}
@@ -136,6 +149,10 @@ def test_demo_results_and_summary(demo_output) -> None:
     assert all(0 <= v <= 1 for v in saved["clean_map"].values())
     summary = (out / "summary.md").read_text()
     assert "Which of the paper's findings held here" in summary and "Wall time" in summary
+    assert "### Gradient-masking checks (Carlini et al., 2019)" in summary
+    masking = summary.split("### Gradient-masking checks")[1].split("## Which")[0]
+    assert all(f"- ({m})" in masking for m in MODELS)
+    assert "crafted on (S) ncTalkNet" in summary  # the paper's surrogate, not another TalkNet
     findings = [line for line in summary.splitlines() if line.startswith("- **")]
     assert len(findings) >= 12
     assert all(line[4:].split("**")[0] in VERDICTS for line in findings)
@@ -166,7 +183,7 @@ def test_demo_rerun_only_reads_its_caches(demo_run, monkeypatch, capsys) -> None
     monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", evaluate_without_new_cells)
     assert main(["demo", "--preset", "test", "--out", str(out), "--no-plots"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("loaded from cache") == 5
+    assert printed.count("loaded from cache") == 6  # A-E and the surrogate
     assert "Table 1 (demo)" in printed and "| (E)" in printed and "Push-Pull findings" in printed
 
 

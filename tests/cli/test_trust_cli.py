@@ -103,7 +103,8 @@ def test_retrain_deletes_only_what_the_demo_wrote(made, tmp_path, capsys) -> Non
     assert main(argv) == 0
     assert_user_files_intact(out)
     new_models = sorted(p.name for p in (out / "models").glob("*.model"))
-    assert len(new_models) == 5 and not set(old_models) & set(new_models)  # seed 1: other models
+    # seed 1: other models (A-E and the transfer surrogate S)
+    assert len(new_models) == 6 and not set(old_models) & set(new_models)
     printed = capsys.readouterr().out
     assert "deleting" in printed and old_models[0] in printed
 
