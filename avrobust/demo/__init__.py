@@ -21,8 +21,9 @@ with no download:
    summary of which of the paper's findings held on this data, and the material of an XAB
    listening/viewing test (four genuine/adversarial pairs of (A), as in §4.2).
 
-Trained models are cached under ``<out>/models`` (keyed by their training settings) and every
-attack cell under ``<out>/results``, so a rerun only evaluates what is missing, and an interrupted
+Trained models are cached under ``<out>/models`` (keyed by their training settings), every
+attack cell under ``<out>/results`` and the masking checks in ``<out>/results/masking.json``
+(keyed by the models' weights), so a rerun only evaluates what is missing, and an interrupted
 run resumes.
 
 The package: :mod:`.config` (settings, recipes, presets), :mod:`.checks` (their validation),
@@ -30,7 +31,8 @@ The package: :mod:`.config` (settings, recipes, presets), :mod:`.checks` (their 
 manifest), :mod:`.selection` (which clips are attacked), :mod:`.pipeline` (:func:`run_demo`),
 :mod:`.listening` (the XAB material), :mod:`.intervals` (bootstrap intervals), :mod:`.tables`,
 :mod:`.plots`, :mod:`.verdicts` and :mod:`.findings` (the paper's claims, one function each),
-:mod:`.outputs` (the files written).
+:mod:`.masking` (the gradient-masking checks, cached by :mod:`._masking_cache`), :mod:`.outputs`
+(the files written).
 """
 
 from .config import PRESETS, DemoConfig, ModelSpec, default_models

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from .._checks import check_int, describe
 from ..attacks import push_pull_budgets
 from ..diagnostics import Diagnosis, diagnose
+from . import _masking_cache
 from .config import DemoConfig
 
 __all__ = [
@@ -48,7 +49,8 @@ class MaskingChecks:
         clips: the held-out clips diagnosed (indices into the held-out set).
         settings: the keyword arguments given to :func:`avrobust.diagnose` (but the surrogate).
         diagnoses: ``{model key: Diagnosis}``.
-        seconds: ``{model key: wall time of its diagnosis in seconds}``.
+        seconds: ``{model key: wall time of its diagnosis in seconds}`` (0 for a diagnosis
+            read from the cache).
         section: the Markdown section for the findings summary.
     """
 
@@ -95,6 +97,7 @@ def masking_checks(
     *,
     settings: Mapping[str, Any] | None = None,
     report: Callable[[str], None] | None = None,
+    cache: str | None = None,
 ) -> MaskingChecks:
     """Run :func:`avrobust.diagnose` on each model, on the clips ``clips`` of ``data``, at
     ``eps_av = config.table_eps`` on the audio-visual budgets (:func:`avrobust.push_pull_budgets`).
@@ -110,6 +113,9 @@ def masking_checks(
         settings: keyword arguments of :func:`avrobust.diagnose` to use instead of
             :func:`masking_settings`'s (those not given keep theirs).
         report: called with one line per model (e.g. ``print``).
+        cache: a JSON file of earlier diagnoses (the demo's ``results/masking.json``): a model
+            whose weights, surrogate, clips, budget and settings are those of a stored
+            diagnosis reuses it; the others are diagnosed and the file rewritten (atomically).
 
     Returns:
         :class:`MaskingChecks`, its ``section`` starting ``"### Gradient-masking checks"``.
@@ -128,16 +134,31 @@ def masking_checks(
     budgets = push_pull_budgets(config.table_eps)
     diagnoses: dict[str, Diagnosis] = {}
     seconds: dict[str, float] = {}
+    stored, changed = _masking_cache.load(cache), False
     for key, model in models.items():
-        start = time.perf_counter()
-        diagnoses[key] = diagnose(
-            model, batch, labels[chosen], budgets, surrogate=surrogate, **options
+        stamp = _masking_cache.fingerprint(
+            model, surrogate, batch, labels[chosen], config.table_eps, options
         )
-        seconds[key] = time.perf_counter() - start
+        entry = stored.get(key)
+        if isinstance(entry, dict) and entry.get("fingerprint") == stamp:
+            diagnoses[key], seconds[key] = _masking_cache.from_json(entry["diagnosis"]), 0.0
+            how = "from the cache"
+        else:
+            start = time.perf_counter()
+            diagnoses[key] = diagnose(
+                model, batch, labels[chosen], budgets, surrogate=surrogate, **options
+            )
+            seconds[key] = time.perf_counter() - start
+            how = f"{seconds[key]:.1f} s"
+            diagnosis = _masking_cache.to_json(diagnoses[key])
+            stored[key] = {"fingerprint": stamp, "diagnosis": diagnosis}
+            changed = True
         if report is not None:
             fired = [f.name for f in diagnoses[key].fired]
             found = ", ".join(fired) if fired else "no flag fired"
-            report(f"masking checks of ({key}): {found} ({seconds[key]:.1f} s)")
+            report(f"masking checks of ({key}): {found} ({how})")
+    if cache is not None and changed:
+        _masking_cache.save(cache, stored)
     section = masking_section(config, diagnoses, options, len(index), surrogate is not None)
     return MaskingChecks(
         float(config.table_eps), tuple(index), options, diagnoses, seconds, section

@@ -239,7 +239,7 @@ def _planned(config: DemoConfig) -> list[str]:
     """The paths (relative to the output folder) a run of ``config`` writes, known up front."""
     keys = [spec.key for spec in config.models]
     names = [*keys, *(f"{k}-worst-case" for k in keys), "A-inference", "S-to-A"]
-    paths = [f"results/{n}.jsonl" for n in names]
+    paths = [f"results/{n}.jsonl" for n in names] + ["results/masking.json"]
     for spec in (*config.models, surrogate_spec(config)):
         model = os.path.basename(training.cache_path(spec, config, ""))
         paths += [f"models/{model}", f"models/{model[: -len('.model')]}.json"]
@@ -309,7 +309,13 @@ def run_demo(
     eval_start = time.perf_counter()
     reports, extras = _attacks(run)
     masking = masking_checks(
-        config, run.trained, run.test_data, run.selection, run.surrogate, report=say
+        config,
+        run.trained,
+        run.test_data,
+        run.selection,
+        run.surrogate,
+        report=say,
+        cache=os.path.join(out, "results", "masking.json"),
     )
     eval_seconds = time.perf_counter() - eval_start
     xab = []

@@ -184,6 +184,7 @@ def test_demo_rerun_only_reads_its_caches(demo_run, monkeypatch, capsys) -> None
     assert main(["demo", "--preset", "test", "--out", str(out), "--no-plots"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("loaded from cache") == 6  # A-E and the surrogate
+    assert printed.count("(from the cache)") == 5  # every masking check, none run again
     assert "Table 1 (demo)" in printed and "| (E)" in printed and "Push-Pull findings" in printed
 
 

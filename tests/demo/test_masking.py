@@ -131,3 +131,37 @@ def test_bad_clips_and_settings_are_named() -> None:
         TypeError, "settings", masking_checks, CONFIG, models, data, [0], None,
         settings={"surrogate": models["A"]},
     )  # fmt: skip
+
+
+def test_the_cache_reuses_a_diagnosis_only_for_the_same_model_and_clips(tmp_path, monkeypatch):
+    """A second call with the cache diagnoses nothing and gives the same diagnoses and section;
+    a model whose weights changed, or other clips, is diagnosed again; an unreadable cache file
+    is recomputed, not trusted."""
+    import avrobust.demo.masking as masking
+
+    inputs, labels = _data()
+    models = {"A": _model(1), "B": _model(2)}
+    path = str(tmp_path / "masking.json")
+    first = masking_checks(CONFIG, models, (inputs, labels), [0, 2, 5], None, cache=path)
+    calls: list[nn.Module] = []
+
+    def counted(model, *args, **kwargs):
+        calls.append(model)
+        return diagnose(model, *args, **kwargs)
+
+    monkeypatch.setattr(masking, "diagnose", counted)
+    lines: list[str] = []
+    again = masking_checks(
+        CONFIG, models, (inputs, labels), [0, 2, 5], None, cache=path, report=lines.append
+    )
+    assert calls == [] and again.diagnoses == first.diagnoses and again.section == first.section
+    assert all("from the cache" in line for line in lines) and len(lines) == 2
+    with torch.no_grad():
+        next(models["B"].parameters()).add_(0.01)
+    masking_checks(CONFIG, models, (inputs, labels), [0, 2, 5], None, cache=path)
+    assert calls == [models["B"]]
+    masking_checks(CONFIG, models, (inputs, labels), [0, 2], None, cache=path)
+    assert calls[1:] == [models["A"], models["B"]]
+    (tmp_path / "masking.json").write_text("{not json")
+    masking_checks(CONFIG, models, (inputs, labels), [0, 2], None, cache=path)
+    assert calls[3:] == [models["A"], models["B"]]
