@@ -20,6 +20,9 @@ OPTION_OF = {
     "avil_pair": "--avil-pair",
     "eps_grid": "--eps",
     "table_eps": "--table-eps",
+    "surrogate": "--surrogate",
+    "worst_case_steps": "--worst-case-steps",
+    "worst_case_queries": "--worst-case-queries",
 }
 
 
@@ -76,7 +79,7 @@ def demo_config(
     for name in ("avil_single", "avil_pair"):
         if getattr(args, name) is not None:
             changes[name] = tuple(getattr(args, name))
-    for name in ("train_steps", "seed"):
+    for name in ("train_steps", "seed", "surrogate", "worst_case_steps", "worst_case_queries"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     try:

@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from ..attacks.objectives import OBJECTIVE_NAMES
+from ..demo.checks import SURROGATES
 from ..demo.config import PRESETS
 from ..evaluation.recipes import RECIPES
 from .argtypes import (
@@ -44,15 +45,20 @@ Train a tiny TalkNet on synthetic active-speaker data as (A) plain, (B) adversar
 with BIM, MIM and PGD on the audio, the video and both over an eps_av grid; write a Table-1-like
 table, Fig.-3-like plots and a summary of which Push-Pull findings held.
 
-Trained models and finished attack cells are cached in OUT, so a rerun only evaluates (and an
-interrupted run resumes); changing only --eps/--table-eps reuses every model. A rerun with other
-settings is refused before any work: use --fresh (or another --out). The demo deletes or
+Every model is also attacked by the worst case over a strong ensemble (APGD-CE, targeted
+APGD-margin, Square) at the table's budget, the comparisons of models rest on it, and the summary
+reports the gradient-masking checks of every model.
+
+Trained models, finished attack cells and masking checks are cached in OUT, so a rerun only
+evaluates (and an interrupted run resumes); changing only --eps/--table-eps, --surrogate or the
+worst-case settings reuses every model of the table. A rerun with other settings is refused
+before any work: use --fresh (or another --out). The demo deletes or
 overwrites only files it wrote (listed in OUT/.avrobust-manifest.json), never yours.
 The default run takes about 5 minutes on 2 CPU cores; --quick about 1.
 
 examples:
   avrobust demo                       # the full demo into ./avrobust-demo
-  avrobust demo --quick --out /tmp/d  # a 2-minute smoke run
+  avrobust demo --quick --out /tmp/d  # a 1-minute smoke run
   avrobust demo --eps 2,5,10 --table-eps 5 --avil-pair l2,l4
 """
 
@@ -125,6 +131,24 @@ def _demo_parser(commands: Any) -> None:
     )
     demo.add_argument(
         "--seed", type=seed, metavar="N", help="seed of data, models and attacks (default 0)"
+    )
+    demo.add_argument(
+        "--surrogate",
+        choices=SURROGATES,
+        help="the transfer attack's surrogate (S): Push-Pull's ncTalkNet or specTalkNet "
+        "(default nc_talknet)",
+    )
+    demo.add_argument(
+        "--worst-case-steps",
+        type=positive_int,
+        metavar="N",
+        help="APGD steps of the worst-case ensemble (default 50; --quick 10)",
+    )
+    demo.add_argument(
+        "--worst-case-queries",
+        type=positive_int,
+        metavar="N",
+        help="Square's queries per clip in the worst-case ensemble (default 500; --quick 100)",
     )
     demo.add_argument(
         "--fresh",

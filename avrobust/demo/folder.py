@@ -22,10 +22,12 @@ from .._checks import describe
 __all__ = [
     "GRID_ONLY",
     "MANIFEST",
+    "RECOMPUTED",
     "DemoFolder",
     "FolderConflict",
     "check_out_dir",
     "drop_results",
+    "drop_stale_worst_case",
     "open_demo_folder",
     "settings_of",
 ]
@@ -35,9 +37,12 @@ _FORMAT = 1
 #: ``DemoConfig`` fields that choose only which attack cells are computed, or how they are judged:
 #: a rerun with other values reuses the folder's models and the matching cells.
 GRID_ONLY = ("eps_grid", "table_eps", "tie_margin", "extras")
-#: ``DemoConfig`` fields added after demo folders were first written: a manifest without one of
-#: them predates it (its run computed nothing that uses it), so any value is compatible with it
-ADDED_LATER = ("surrogate", "worst_case_steps", "worst_case_queries")
+#: ``DemoConfig`` fields whose change only makes some results stale: a rerun with other values
+#: keeps the folder's models and recomputes what depends on them (another ``surrogate`` is
+#: another cached model, and its transfer cells are dropped when it is trained; other worst-case
+#: settings drop the worst-case cells, :func:`drop_stale_worst_case`)
+RECOMPUTED = ("surrogate", "worst_case_steps", "worst_case_queries")
+_WORST_CASE = ("worst_case_steps", "worst_case_queries")
 _FOLDERS = ("models", "results", "xab_test")
 
 
@@ -138,8 +143,7 @@ class DemoFolder:
             differs = {
                 k: (self.settings.get(k), settings.get(k))
                 for k in sorted(set(settings) | set(self.settings))
-                if settings.get(k) != self.settings.get(k)
-                and not (k in ADDED_LATER and k not in self.settings)
+                if settings.get(k) != self.settings.get(k) and k not in RECOMPUTED
             }
             if differs:
                 text = "; ".join(f"{k} is {a!r} there, {b!r} here" for k, (a, b) in differs.items())
@@ -285,6 +289,7 @@ def open_demo_folder(
     if fresh:
         folder.clear(say)
     elif folder.settings is not None:
+        drop_stale_worst_case(folder, settings, say)
         outputs = sorted(p for p in folder.files if "/" not in p)
         if outputs:
             shown = ", ".join(outputs[:3]) + (", ..." if len(outputs) > 3 else "")
@@ -292,6 +297,26 @@ def open_demo_folder(
     before = folder.snapshot()
     folder.claim(settings, planned)
     return folder, before
+
+
+def drop_stale_worst_case(
+    folder: DemoFolder, settings: Mapping[str, Any], say: Callable[[str], None]
+) -> None:
+    """Delete the worst-case cells the demo wrote (``results/<key>-worst-case.jsonl``) when the
+    folder's run had other worst-case settings than ``settings`` (a run from before those
+    settings existed had no worst-case cells)."""
+    old = folder.settings
+    if old is None or all(old.get(k, settings.get(k)) == settings.get(k) for k in _WORST_CASE):
+        return
+    for rel in sorted(folder.files):
+        path = os.path.join(folder.out, rel)
+        if (
+            rel.startswith("results/")
+            and rel.endswith("-worst-case.jsonl")
+            and os.path.isfile(path)
+        ):
+            say(f"the worst-case settings changed: deleting its earlier cells {rel}")
+            os.remove(path)
 
 
 def drop_results(folder: DemoFolder, key: str, say: Callable[[str], None]) -> None:

@@ -277,7 +277,9 @@ def run_demo(
 
     Raises:
         ValueError: an unknown preset; ``out_dir`` holds a run of the demo with other settings
-            (other than the grid: ``eps_grid``, ``table_eps``, ``tie_margin``, ``extras``) and
+            (other than the grid: ``eps_grid``, ``table_eps``, ``tie_margin``, ``extras``; and
+            than ``surrogate``, ``worst_case_steps``, ``worst_case_queries``, whose change
+            recomputes what depends on them) and
             ``retrain`` is not set, or files the demo did not write where it would write (a
             :class:`~avrobust.demo.folder.FolderConflict` naming them, raised before any work).
         NotADirectoryError: ``out_dir`` is a file.

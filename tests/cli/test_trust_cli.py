@@ -169,6 +169,37 @@ def test_changing_only_the_grid_trains_nothing(made, tmp_path, monkeypatch) -> N
     assert main([*TEST, "--out", str(out), "--eps", "50,60", "--table-eps", "60"]) == 0
 
 
+@pytest.mark.slow
+def test_other_worst_case_settings_recompute_only_the_worst_case(made, tmp_path, monkeypatch):
+    """``--worst-case-steps`` in an existing folder trains nothing, recomputes the five
+    worst-case cells (their files are deleted and written again) and no other cell; the
+    summary says the new setting."""
+    out = tmp_path / "demo"
+    shutil.copytree(made, out)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a model was trained although only the worst case changed")
+
+    monkeypatch.setattr(avrobust.demo.training, "train_model", no_training)
+    evaluate, computed = avrobust.demo.pipeline.evaluate, []
+
+    def counting(*args, **kwargs):
+        return evaluate(*args, on_cell=lambda cell: computed.append(cell.rule), **kwargs)
+
+    monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", counting)
+    assert main([*TEST, "--out", str(out), "--worst-case-steps", "3"]) == 0
+    assert computed == ["worst-case"] * 5
+    assert "APGD-margin, 3 steps each" in (out / "summary.md").read_text()
+
+
+def test_a_bad_surrogate_exits_2_naming_the_option(tmp_path, no_work, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*TEST, "--out", str(tmp_path / "d"), "--surrogate", "talknet"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--surrogate" in err and "nc_talknet" in err
+
+
 def test_foreign_file_at_an_output_name_is_refused(tmp_path, no_work, capsys) -> None:
     """A file the demo did not write, where it would write, stops the run before any work."""
     (tmp_path / "table.md").write_text("mine")
