@@ -187,3 +187,33 @@ def fail_writes_under(folder: object, monkeypatch: object) -> None:
         return FailingWrite(handle) if "w" in mode and str(folder) in str(file) else handle
 
     monkeypatch.setattr(builtins, "open", failing_open)  # type: ignore[attr-defined]
+
+
+class BrightLoud(nn.Module):
+    """A toy speaker detector for evaluation tests: speaking when the frame is bright and the
+    audio loud, both streams count and attacks can flip it. ``visual (B, T, H, W)`` in 0-255,
+    ``audio (B, T·S)``; frame logits ``(B, T, 2)``, both heads, and embeddings ``(B, T, 4)``.
+
+    Args:
+        scale: the learnable logit scale.
+        proj: the 4 values the embeddings are built from (a buffer).
+        offset: the audio loudness (mean absolute sample) that counts as neither loud nor quiet.
+    """
+
+    def __init__(self, scale: float, proj: torch.Tensor, offset: float) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(scale))
+        self.register_buffer("proj", proj)
+        self.offset = offset
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> avrobust.AVOutput:
+        b, t = visual.shape[:2]
+        v = visual.mean(dim=(2, 3)) / 255 - 0.5
+        a = audio.view(b, t, -1).abs().mean(-1) - self.offset
+        logit = self.scale * (20 * v + 20 * a)
+        logits = torch.stack([-logit, logit], dim=-1)
+        emb = {
+            "audio": (a[..., None] + 1) * self.proj,
+            "visual": (v[..., None] + 1) * self.proj.flip(0),
+        }
+        return avrobust.AVOutput(logits, heads={"audio": logits, "visual": logits}, embeddings=emb)

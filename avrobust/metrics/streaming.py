@@ -220,8 +220,38 @@ class ROCAUC(_ScoreBuffer):
         return roc_auc(*self._all())
 
 
-class Accuracy(StreamingMetric):
-    """Streaming frame accuracy (:func:`~avrobust.metrics.accuracy`).
+class _Fraction(StreamingMetric):
+    """A count over a total (both float64, summed over batches and ranks) of thresholded scores:
+    the shared machinery of :class:`Accuracy` and :class:`SuccessRate`."""
+
+    _unit = "frame"  # what the total counts, for the message of an empty metric
+
+    def __init__(self, threshold: float = 0.5, *, sync: bool = False) -> None:
+        self.threshold = check_number(threshold, "threshold", allow_inf=True)
+        super().__init__(sync=sync)
+
+    def reset(self) -> None:
+        self._total = torch.zeros(2, dtype=torch.float64)
+
+    def _merge(self, other: Any) -> None:
+        self._total = self._total + other._total
+
+    def _add(self, count: float, total: float) -> None:
+        self._total += torch.tensor([count, total], dtype=torch.float64)
+
+    def compute(self) -> Tensor:
+        """The count over the total seen, 0-d float64 in [0, 1]."""
+        total = self._reduce_sum(self._total)
+        if total[1] == 0:
+            raise ValueError(
+                f"{type(self).__name__}.compute: no {self._unit} seen yet; call update first"
+            )
+        return total[0] / total[1]
+
+
+class Accuracy(_Fraction):
+    """Streaming frame accuracy (:func:`~avrobust.metrics.accuracy`): correct frames over the frames
+    seen (masked frames left out); :meth:`compute` returns the fraction, 0-d float64 in [0, 1].
 
     Args:
         threshold: decision threshold for positive-class scores (0.5 for probabilities).
@@ -230,34 +260,18 @@ class Accuracy(StreamingMetric):
 
     higher_is_better = True
 
-    def __init__(self, threshold: float = 0.5, *, sync: bool = False) -> None:
-        self.threshold = check_number(threshold, "threshold", allow_inf=True)
-        super().__init__(sync=sync)
-
-    def reset(self) -> None:
-        self._total = torch.zeros(2, dtype=torch.float64)
-
-    def _merge(self, other: Any) -> None:
-        self._total = self._total + other._total
-
     def update(self, scores: ArrayLike, labels: ArrayLike, mask: Tensor | None = None) -> None:
         """Add a batch; arguments as :func:`~avrobust.metrics.accuracy` (NaN/Inf scores and
         strings are refused, as there)."""
         acc = accuracy(scores, labels, threshold=self.threshold, mask=mask)
         frames = int(mask.sum()) if mask is not None else torch.as_tensor(labels).numel()
-        self._total += torch.tensor([round(float(acc) * frames), frames], dtype=torch.float64)
-
-    def compute(self) -> Tensor:
-        """Fraction of correct frames seen, 0-d float64 in [0, 1]."""
-        total = self._reduce_sum(self._total)
-        if total[1] == 0:
-            raise ValueError("Accuracy.compute: no frame seen yet; call update first")
-        return total[0] / total[1]
+        self._add(round(float(acc) * frames), frames)
 
 
-class SuccessRate(StreamingMetric):
+class SuccessRate(_Fraction):
     """Streaming attack success rate (:func:`~avrobust.metrics.success_rate`): the fraction of
-    samples seen that were predicted wrongly (more than half of their frames).
+    samples seen that were predicted wrongly (more than half of their frames); :meth:`compute`
+    returns it, 0-d float64 in [0, 1].
 
     Args:
         threshold: decision threshold for positive-class scores (0.5 for probabilities).
@@ -265,28 +279,12 @@ class SuccessRate(StreamingMetric):
     """
 
     higher_is_better = None  # better for the attacker, worse for the model
-
-    def __init__(self, threshold: float = 0.5, *, sync: bool = False) -> None:
-        self.threshold = check_number(threshold, "threshold", allow_inf=True)
-        super().__init__(sync=sync)
-
-    def reset(self) -> None:
-        self._total = torch.zeros(2, dtype=torch.float64)
-
-    def _merge(self, other: Any) -> None:
-        self._total = self._total + other._total
+    _unit = "sample"
 
     def update(self, scores: ArrayLike, labels: ArrayLike) -> None:
         """Add a batch of attacked samples; arguments as :func:`~avrobust.metrics.success_rate`."""
         wrong = _wrong_fraction(scores, labels, self.threshold)
-        self._total += torch.tensor([int((wrong > 0.5).sum()), wrong.numel()], dtype=torch.float64)
-
-    def compute(self) -> Tensor:
-        """Fraction of the samples seen where the attack succeeded, 0-d float64 in [0, 1]."""
-        total = self._reduce_sum(self._total)
-        if total[1] == 0:
-            raise ValueError("SuccessRate.compute: no sample seen yet; call update first")
-        return total[0] / total[1]
+        self._add(int((wrong > 0.5).sum()), wrong.numel())
 
 
 def __getattr__(name: str) -> object:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import BrightLoud
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -28,25 +29,11 @@ from avrobust.evaluation import (
 T, SPF, SIZE = 6, 64, 8
 
 
-class Toy(nn.Module):
-    """Speaking when the frame is bright and loud: both streams count, attacks can flip it."""
+class Toy(BrightLoud):
+    """Speaking when the frame is bright (video about +-0.15) and loud (audio about +-0.1)."""
 
     def __init__(self, scale: float = 1.0) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.tensor(scale))
-        self.register_buffer("proj", torch.linspace(0.5, 1.5, 4))
-
-    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> avrobust.AVOutput:
-        b, t = visual.shape[:2]
-        v = visual.mean(dim=(2, 3)) / 255 - 0.5  # (B, T), about +-0.15
-        a = audio.view(b, t, -1).abs().mean(-1) - 0.1  # (B, T), about +-0.1
-        logit = self.scale * (20 * v + 20 * a)
-        logits = torch.stack([-logit, logit], dim=-1)
-        emb = {
-            "audio": (a[..., None] + 1) * self.proj,
-            "visual": (v[..., None] + 1) * self.proj.flip(0),
-        }
-        return avrobust.AVOutput(logits, heads={"audio": logits, "visual": logits}, embeddings=emb)
+        super().__init__(scale, torch.linspace(0.5, 1.5, 4), 0.1)
 
 
 def make_data(n: int = 16, seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

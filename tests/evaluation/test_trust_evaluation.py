@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import assert_raises_naming, fail_writes_under
+from helpers import BrightLoud, assert_raises_naming, fail_writes_under
 from torch import nn
 
 import avrobust
@@ -34,26 +34,12 @@ DATA = Path(__file__).parents[1] / "data"
 T, SPF, SIZE = 4, 8, 4
 
 
-class Exact(nn.Module):
+class Exact(BrightLoud):
     """A toy speaker detector whose weights are exact binary fractions (the same bytes on every
     machine, so a results file written elsewhere resumes here): bright and loud means speaking."""
 
     def __init__(self, scale: float = 1.0) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.tensor(scale))
-        self.register_buffer("proj", torch.tensor([0.5, 0.75, 1.25, 1.5]))
-
-    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> avrobust.AVOutput:
-        b, t = visual.shape[:2]
-        v = visual.mean(dim=(2, 3)) / 255 - 0.5
-        a = audio.view(b, t, -1).abs().mean(-1) - 0.125
-        logit = self.scale * (20 * v + 20 * a)
-        logits = torch.stack([-logit, logit], dim=-1)
-        emb = {
-            "audio": (a[..., None] + 1) * self.proj,
-            "visual": (v[..., None] + 1) * self.proj.flip(0),
-        }
-        return avrobust.AVOutput(logits, heads={"audio": logits, "visual": logits}, embeddings=emb)
+        super().__init__(scale, torch.tensor([0.5, 0.75, 1.25, 1.5]), 0.125)
 
 
 def exact_data(n: int = 4, shift: float = 0.0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
