@@ -36,7 +36,7 @@ from .defenses import (
     adversarial_batch,
     modality_mixup,
 )
-from .diagnostics import Diagnosis, diagnose
+from .diagnostics import Diagnosis, batch_coupling, diagnose
 from .evaluation import (
     CellResult,
     EvaluationReport,
@@ -85,6 +85,7 @@ __all__ = [
     "WrappedModel",
     "__version__",
     "adversarial_batch",
+    "batch_coupling",
     "default_ensemble",
     "defenses",
     "diagnose",

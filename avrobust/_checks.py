@@ -232,7 +232,8 @@ def check_tensor_dict(value: Any, name: str) -> dict[str, Tensor]:
 
     Raises:
         TypeError: not a mapping of string keys to tensors.
-        ValueError: empty, a 0-d tensor, or different batch sizes (all sizes are listed).
+        ValueError: empty, a 0-d tensor, a tensor on the ``meta`` device (no data), or
+            different batch sizes (all sizes are listed).
     """
     if not isinstance(value, Mapping):
         raise TypeError(
@@ -247,6 +248,13 @@ def check_tensor_dict(value: Any, name: str) -> dict[str, Tensor]:
         check_tensor(tensor, f"{name}[{key!r}]")
         if tensor.ndim == 0:
             raise ValueError(f"{name}[{key!r}]: expected a batch dimension, got a 0-d tensor")
+        if tensor.device.type == "meta":
+            raise ValueError(
+                f"{name}[{key!r}]: expected a tensor with data, got one on the 'meta' device "
+                f"(shape {tuple(tensor.shape)}: a shape without values, e.g. made under "
+                "torch.device('meta') or before its data was loaded); pass the tensor with its "
+                "values, on the model's device ('cpu', 'cuda')"
+            )
         out[key] = tensor
     sizes = {key: int(t.shape[0]) for key, t in out.items()}
     if len(set(sizes.values())) > 1:

@@ -20,14 +20,20 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_fraction, check_int, check_number, describe
-from .adapters import as_avoutput
-from .attacks.attack import MultimodalAttack, preserve_model_state
+from ._diagnose_checks import (
+    BatchCoupling,
+    batch_coupling,
+    broken_by,
+    random_corners,
+    zero_gradient,
+)
+from .attacks.attack import MultimodalAttack
 from .attacks.budgets import Budget, Linf, as_budgets
-from .attacks.objectives import Objective, check_labels
+from .attacks.objectives import Objective
 from .attacks.rules import PGD
-from .attacks.square import SquareAttack, untargeted_success
+from .attacks.square import SquareAttack
 
-__all__ = ["Diagnosis", "Flag", "diagnose"]
+__all__ = ["BatchCoupling", "Diagnosis", "Flag", "batch_coupling", "diagnose"]
 
 
 class Flag(NamedTuple):
@@ -126,14 +132,22 @@ def diagnose(
     * ``"transfer"`` (with a ``surrogate``): adversarial inputs crafted on the surrogate break
       samples white-box does not;
     * ``"masking_modules"``: the model holds modules known to mask gradients
-      (:class:`avrobust.FeatureMemory` with ``gradient="detached"``).
+      (:class:`avrobust.FeatureMemory` with ``gradient="detached"``);
+    * ``"batch_coupling"``: a clip's logits change with the other clips of its batch (see
+      :func:`avrobust.batch_coupling`): every number then depends on the batch size, the
+      attacks' ``max_batch`` and their batched restarts.
+
+    It gives the same diagnosis inside ``torch.inference_mode()`` (it steps out of it to build
+    the gradients, as the attacks do). Budgets may be per-sample ``(B,)`` or per-dimension
+    (:func:`avrobust.feature_budgets`), and a modality may hold one value per clip ``(B,)``.
 
     Args:
         model: called as ``model(**inputs)``, returning :class:`avrobust.AVOutput` or logits.
         inputs: ``{modality: (B, ...)}`` clean inputs, as for :class:`avrobust.MultimodalAttack`;
             a few dozen clips the model gets right are enough.
         labels: ``(B,)`` or ``(B, T)`` true classes.
-        budgets: ``{modality: avrobust.Linf(...)}``, the budgets of the evaluation.
+        budgets: ``{modality: avrobust.Linf(...)}``, the budgets of the evaluation; at least
+            one modality of the inputs with ``eps > 0``.
         steps: PGD steps (>= 1).
         restarts: restarts of the stronger PGD (>= 1).
         scales: budget multipliers for the growth check (>= 2 values, increasing, > 0); each
@@ -152,6 +166,7 @@ def diagnose(
 
     Raises:
         TypeError, ValueError: bad arguments (naming them), and the attacks' errors.
+        ValueError: no attacked modality (``budgets`` empty, or every ``eps`` 0).
     """
     steps = check_int(steps, "steps", min_value=1)
     restarts = check_int(restarts, "restarts", min_value=1)
@@ -165,17 +180,30 @@ def diagnose(
     budgets = as_budgets(budgets)
     checker = MultimodalAttack(model, budgets, objective=objective)
     clean, labels, attacked = checker._check_call(inputs, labels)
+    if not attacked:
+        raise ValueError(
+            "budgets: diagnose needs at least one attacked modality (a budget with eps > 0 for "
+            f"a modality of the inputs {list(clean)}), got {budgets}; give the budgets of the "
+            "evaluation, e.g. {'visual': avrobust.Linf(4.0, bounds=(0, 255))}"
+        )
     runs = _Runs(steps, restarts, scales, queries, noise_draws, objective, seed)
-    with warnings.catch_warnings(record=True) as caught:
+    # Inside torch.inference_mode() no graph can be built: step out of it (the attacks do the
+    # same) and turn inference tensors into normal ones, so the gradient check measures the
+    # model, not the mode it was called in.
+    with torch.inference_mode(False), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        clean = {n: x.clone() if x.is_inference() else x for n, x in clean.items()}
+        labels = labels.clone() if labels.is_inference() else labels
         broken = _run_attacks(model, clean, labels, budgets, attacked, surrogate, runs)
-        zero = _zero_gradient(model, clean, labels, attacked, checker.objective)
+        zero = zero_gradient(model, clean, labels, attacked, checker.objective)
+        coupling = batch_coupling(model, clean)
     seen = set()
     for w in caught:  # the attacks warn once per call: say each finding once
         if (w.category, str(w.message)) not in seen:
             seen.add((w.category, str(w.message)))
             warnings.warn(f"diagnose: {w.message}", w.category, stacklevel=2)
     flags = _flags(broken, zero, scales, tolerance, max_zero, model)
+    flags.append(Flag("batch_coupling", coupling.coupled, coupling.sentence))
     accuracy = {k: 1.0 - float(v.float().mean()) for k, v in broken.items()}
     return Diagnosis(flags, accuracy, zero, int(labels.shape[0]))
 
@@ -210,7 +238,7 @@ def _run_attacks(
 
     fgsm = MultimodalAttack(model, budgets, rule="fgsm", objective=runs.objective)
     broken = {
-        "clean": _broken(model, clean, labels),
+        "clean": broken_by(model, clean, labels),
         "fgsm": fgsm(clean, labels).success,
         "pgd": pgd(model, budgets, runs.steps).success,
         "pgd-strong": pgd(model, budgets, 4 * runs.steps, runs.restarts).success,
@@ -225,9 +253,11 @@ def _run_attacks(
             model, budgets, queries=runs.queries, objective=runs.objective, seed=runs.seed
         )
         broken["square"] = square(clean, labels).success
-    broken["noise"] = _noise(model, clean, labels, budgets, attacked, runs.noise_draws, runs.seed)
+    broken["noise"] = random_corners(
+        model, clean, labels, budgets, attacked, runs.noise_draws, runs.seed
+    )
     if surrogate is not None:
-        broken["transfer"] = _broken(model, pgd(surrogate, budgets, runs.steps).inputs, labels)
+        broken["transfer"] = broken_by(model, pgd(surrogate, budgets, runs.steps).inputs, labels)
     return broken
 
 
@@ -251,66 +281,6 @@ def _scaled(budgets: Mapping[str, Budget], scale: float) -> dict[str, Budget]:
             grown.alpha = budget.alpha * scale
         out[name] = grown
     return out
-
-
-def _logits(model: nn.Module, inputs: Mapping[str, Tensor]) -> Tensor:
-    with torch.no_grad(), preserve_model_state(model):
-        return as_avoutput(model(**inputs)).logits
-
-
-def _broken(model: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> Tensor:
-    return untargeted_success(_logits(model, inputs), labels)[0]
-
-
-def _noise(
-    model: nn.Module,
-    clean: Mapping[str, Tensor],
-    labels: Tensor,
-    budgets: Mapping[str, Budget],
-    attacked: Sequence[str],
-    draws: int,
-    seed: int,
-) -> Tensor:
-    """Broken by any of ``draws`` random corners of the budgets (every element at ``±eps``)."""
-    gen = torch.Generator().manual_seed(seed)
-    broken = torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
-    for _ in range(draws):
-        noisy = dict(clean)
-        for n in attacked:
-            x, budget = clean[n], budgets[n]
-            eps = budget.radius(x)
-            signs = torch.randint(0, 2, x.shape, generator=gen).to(x) * 2 - 1
-            noisy[n] = budget.ball(x, eps)(x + signs * eps)
-        broken |= _broken(model, noisy, labels).to(broken.device)
-    return broken
-
-
-def _zero_gradient(
-    model: nn.Module,
-    clean: Mapping[str, Tensor],
-    labels: Tensor,
-    attacked: Sequence[str],
-    objective: Objective,
-) -> dict[str, float]:
-    """Per attacked modality, the fraction of gradient elements that are 0 or NaN/Inf."""
-    with torch.enable_grad(), preserve_model_state(model):
-        xs = {n: x.detach().clone().requires_grad_(n in attacked) for n, x in clean.items()}
-        out = as_avoutput(model(**xs))
-        loss = objective(out, check_labels(labels, out.logits))
-        targets = [xs[n] for n in attacked]
-        grads = (
-            torch.autograd.grad(loss.sum(), targets, allow_unused=True)
-            if loss.requires_grad
-            else (None,) * len(targets)
-        )
-    zero = {}
-    for n, g in zip(attacked, grads):
-        if g is None:
-            zero[n] = 1.0
-        else:
-            dead = (g == 0) | ~torch.isfinite(g)
-            zero[n] = float(dead.float().mean())
-    return zero
 
 
 def _gap(broken: Mapping[str, Tensor], by: str, reference: Tensor) -> float:

@@ -101,7 +101,7 @@ def assert_raises_naming(
 
 
 def run_on_gloo_ranks(
-    work: object, out_dir: object, *, world: int = 2, timeout_s: float = 60.0
+    work: object, out_dir: object, *, world: int = 2, timeout_s: float = 180.0
 ) -> list[object]:
     """Run ``work(rank, out_dir) -> result`` on ``world`` CPU processes joined by gloo and return
     the results by rank. ``work`` must be a module-level function (it is pickled by reference).

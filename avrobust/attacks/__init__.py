@@ -16,6 +16,7 @@ from .objectives import (
 )
 from .rules import BIM, FGSM, MIM, PGD, StepContext, StepRule, as_rule, list_rules
 from .square import SquareAttack
+from .units import units_disagree
 
 __all__ = [
     "APGD",
@@ -46,4 +47,5 @@ __all__ = [
     "preserve_model_state",
     "push_pull_budgets",
     "snr_eps",
+    "units_disagree",
 ]

@@ -7,23 +7,27 @@ Nothing here is public. :class:`avrobust.MultimodalAttack` uses
 - :func:`warn_below_resolution`: a warning when a budget is finer than the input dtype can hold;
 - :class:`Diagnostics`: per-call counters of non-finite gradient elements, modalities that never
   receive a gradient and samples whose logits turn NaN/Inf, kept as tensors on the inputs' device
-  (no device sync per step) and read once at the end of the call, which warns once per finding;
+  (no device sync per step) and read once at the end of the call, which warns once per finding
+  (also for a model not made by ``wrap`` whose logits look like probabilities);
 - :func:`finite_extremes`: the input checks' one pass for finiteness and bounds.
 
-The candidates (:class:`~avrobust.attacks._candidates.Candidates`) live in ``_candidates.py``.
+The candidates (:class:`~avrobust.attacks._candidates.Candidates`) live in ``_candidates.py``,
+what a model's forward may change (:func:`preserve_model_state`, the inputs it writes into) in
+``_model_state.py``, the checks of a call's inputs in ``_call_checks.py``.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .._checks import check_finite_tensor, describe
+from ..adapters import WrappedModel
+from ..adapters.outputs import looks_like_probabilities, warn_probabilities
 from .budgets import _DEFAULT_ALPHA_FACTOR, Budget
 
 __all__ = [
@@ -34,40 +38,11 @@ __all__ = [
     "finite_extremes",
     "finite_rows",
     "gradients",
-    "preserve_model_state",
     "random_starts",
     "restart_generator",
     "warn_batchnorm_in_training",
     "warn_below_resolution",
 ]
-
-
-@contextmanager
-def preserve_model_state(model: nn.Module, mode: str = "eval") -> Iterator[nn.Module]:
-    """Run a block with ``model`` in ``mode`` and leave it exactly as it was afterwards.
-
-    Every submodule's ``training`` flag is recorded and restored one by one (so a model whose
-    parts are in mixed modes keeps its mix), and every buffer (BatchNorm running statistics,
-    ``num_batches_tracked``) is copied back, so even a forward in training mode leaves no trace.
-    Parameters, their ``requires_grad`` flags and ``.grad`` are never touched here.
-
-    Args:
-        model: the model.
-        mode: ``"eval"`` puts the whole model in eval mode for the block; ``"current"`` leaves
-            the flags as they are (dropout stays active in a model left in training mode).
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    saved = [(buf, buf.detach().clone()) for buf in model.buffers()]
-    try:
-        if mode == "eval":
-            model.eval()
-        yield model
-    finally:
-        with torch.no_grad():
-            for buf, copy in saved:
-                buf.copy_(copy)
-        for module, flag in flags:
-            module.training = flag
 
 
 _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads restart indices over the seed space
@@ -257,7 +232,7 @@ def _smallest(value: float | Tensor) -> float:
 
 
 class Diagnostics:
-    """What went wrong numerically during one attack call, counted without a sync per step.
+    """What one attack call found about the model, counted without a sync per step.
 
     Args:
         attacked: the attacked modalities.
@@ -267,6 +242,8 @@ class Diagnostics:
 
     def __init__(self, attacked: Sequence[str], batch: int, device: torch.device) -> None:
         self.batch = batch
+        self.probabilities: Tensor | None = None  # logits that looked like probabilities
+        self.output_checked = False
         self.nonfinite = {n: torch.zeros((), dtype=torch.int64, device=device) for n in attacked}
         self.moved = {n: torch.zeros((), dtype=torch.bool, device=device) for n in attacked}
         self.bad_logits = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -292,6 +269,15 @@ class Diagnostics:
         self.moved[name] |= grad.abs().amax() > 0
         return grad
 
+    def output(self, model: nn.Module, logits: Tensor) -> None:
+        """Once per call: note logits that look like probabilities from a model that
+        :func:`avrobust.wrap` did not make (a wrapped model warns about its own)."""
+        if self.output_checked:
+            return
+        self.output_checked = True
+        if not isinstance(model, WrappedModel) and looks_like_probabilities(logits):
+            self.probabilities = logits.detach()
+
     def logits(self, logits: Tensor) -> None:
         """Note the samples (any restart) whose logits are NaN/Inf at this iterate."""
         bad = ~finite_rows(logits.detach())
@@ -299,6 +285,8 @@ class Diagnostics:
 
     def report(self, keep: str, stacklevel: int = 3) -> None:
         """Warn once per finding of the call (one device sync for all the counters)."""
+        if self.probabilities is not None:
+            warn_probabilities(self.probabilities, stacklevel=stacklevel + 1)
         names = list(self.nonfinite)
         counts = torch.stack([self.nonfinite[n] for n in names] + [self.final_bad]).tolist()
         moved = torch.stack([self.moved[n] for n in names]).tolist() if names else []

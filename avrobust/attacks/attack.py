@@ -8,30 +8,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_labels_batch,
-    check_tensor_dict,
-    describe,
-)
+from .._checks import check_bool, check_choice, check_int, describe
 from .._types import AttackResult, AVOutput
 from ..adapters import as_avoutput
+from ._call_checks import check_call
 from ._candidates import Candidates, mean_over_passes, successes
 from ._guards import (
     Diagnostics,
     check_clean_logits,
-    check_input_dtypes,
     check_logits,
-    finite_extremes,
     finite_rows,
     gradients,
-    preserve_model_state,
     random_starts,
     warn_batchnorm_in_training,
     warn_below_resolution,
 )
+from ._model_state import InputWrites, preserve_model_state
 from .budgets import Budget, as_budgets
 from .objectives import Objective, as_objective, check_labels
 from .rules import StepContext, StepRule, as_rule
@@ -63,8 +55,12 @@ class MultimodalAttack:
     call reads ``MultimodalAttack(model, budgets, rule="pgd", steps=10, seed=0)``.
 
     Args:
-        model: any ``nn.Module`` called as ``model(**inputs)`` that returns
-            :class:`avrobust.AVOutput` or a logits tensor (use :func:`avrobust.wrap` otherwise).
+        model: any ``nn.Module`` called as ``model(**inputs)`` (its forward takes the modality
+            names as keywords) that returns :class:`avrobust.AVOutput` or a logits tensor (use
+            :func:`avrobust.wrap` otherwise; logits that look like probabilities warn).
+            Whatever its forward writes into itself is undone after the call (see
+            :func:`avrobust.preserve_model_state`); it may write in place into the inputs that
+            are not attacked (each pass gets the clean values again), not into attacked ones.
         budgets: ``{modality: Linf(...) | L2(...)}`` (required). A modality of the inputs without
             a budget, or with ``eps`` 0, is not attacked and comes back bit-identical (``{}`` just
             scores the clean inputs). A bare number is read as an unbounded ``Linf``.
@@ -77,8 +73,8 @@ class MultimodalAttack:
             ``"inference"`` (logits only), ``"margin"`` (:class:`avrobust.MarginObjective`, the
             Carlini–Wagner margin), ``"dlr"`` (:class:`avrobust.DLRObjective`, its targeted form
             when ``targeted``), or a callable ``(AVOutput, labels) -> (B,)`` returning
-            per-sample losses. The attack maximises it (gradient of its sum over the batch, so
-            each sample's update is independent of the others).
+            per-sample losses; names are case-insensitive. The attack maximises it (gradient of
+            its sum over the batch, so each sample's update is independent of the others).
         targeted: ``labels`` are target classes and the attack minimises the objective towards them.
         seed: seeds the random starts, restart ``k`` from its own generator seeded by ``seed``
             and ``k`` (so ``max_batch`` changes nothing); the global RNG is never used or
@@ -88,10 +84,15 @@ class MultimodalAttack:
             the clean input. ``"last"``: the final iterate (the best restart by final objective),
             as torchattacks, ART and Foolbox return it.
         model_mode: ``"eval"`` (default) runs the model in eval mode; ``"current"`` runs it as it
-            is (e.g. dropout active). Either way every module's flag and every buffer (BatchNorm
-            statistics) is restored afterwards.
-        max_batch: the most samples per forward when restarts are batched: ``R`` restarts of a
-            batch of ``B`` run in chunks of ``max(1, max_batch // B)`` restarts. ``None``: all at once.
+            is (e.g. dropout active). Either way every module's flag, parameter and buffer
+            (BatchNorm statistics) is restored afterwards.
+        max_batch: how many samples a forward of batched restarts may hold; it chunks whole
+            restarts and never splits the batch: the ``R`` restarts of a batch of ``B`` run in
+            chunks of ``k = max(1, min(R, max_batch // B))`` restarts, each forward holding
+            ``k·B`` samples (``B``, more than ``max_batch``, when ``max_batch < B``). The clean
+            pass and rules without restarts always run the ``B`` samples together. ``None``: all
+            ``R`` at once. The results do not depend on it unless the model mixes the clips of a
+            batch (see :func:`avrobust.batch_coupling`).
         eot_samples: expectation over transformation (Athalye et al., 2018) for randomised
             models or defenses: every evaluation runs ``eot_samples`` forward (and backward)
             passes one after the other, and the attack uses their mean gradient, mean objective
@@ -159,41 +160,8 @@ class MultimodalAttack:
 
     # ------------------------------------------------------------------ checks
     def _check_call(self, inputs: Any, labels: Any) -> tuple[dict[str, Tensor], Tensor, list[str]]:
-        inputs = check_tensor_dict(inputs, "inputs")
-        if next(iter(inputs.values())).shape[0] == 0:
-            shapes = {n: tuple(x.shape) for n, x in inputs.items()}
-            raise ValueError(
-                f"inputs: expected a batch of at least one sample, got batch size 0 ({shapes})"
-            )
-        for name in self.budgets:
-            if name not in inputs:
-                raise ValueError(
-                    f"budgets: there is a budget for modality {name!r}, but the inputs have only "
-                    f"{sorted(inputs)}"
-                )
-        attacked = [n for n in inputs if n in self.budgets and not self.budgets[n].is_zero]
-        extremes = {}
-        for name, x in inputs.items():
-            if x.is_floating_point():
-                extremes[name] = finite_extremes(x, f"inputs[{name!r}]")
-            elif name in attacked:  # uint8 frames: perturbing needs floats (issue 12)
-                raise TypeError(
-                    f"inputs[{name!r}]: expected a floating-point tensor (an attacked input is "
-                    f"perturbed in floats), got dtype {x.dtype}; pass floats in the same range "
-                    f"(uint8 frames as x.float(), values 0-255, bounds (0, 255)); a model that "
-                    f"wants another "
-                    f"form converts inside: avrobust.wrap(model, transforms={{{name!r}: ...}})"
-                )
-        for name in attacked:
-            bounds, (low, high) = self.budgets[name].bounds, extremes[name]
-            if bounds is not None and (low < bounds[0] or high > bounds[1]):
-                raise ValueError(
-                    f"inputs[{name!r}]: values must lie inside budgets[{name!r}].bounds = "
-                    f"({bounds[0]:g}, {bounds[1]:g}), got min {low:g}, max {high:g}"
-                )
-        check_input_dtypes(self.model, inputs)
-        check_labels_batch(labels, next(iter(inputs.values())).shape[0])
-        return inputs, labels, attacked
+        """The call's checks (``_call_checks.check_call``), warning at the caller's caller."""
+        return check_call(self.model, self.budgets, inputs, labels, stacklevel=3)
 
     # ------------------------------------------------------------------ the loop
     def __call__(self, inputs: Mapping[str, Tensor], labels: Tensor) -> AttackResult:
@@ -202,7 +170,8 @@ class MultimodalAttack:
         Args:
             inputs: ``{modality: (B, ...)}`` clean inputs (e.g. audio ``(B, S)`` or ``(B, C, S)``,
                 video ``(B, T, H, W)`` or ``(B, T, C, H, W)``), float16/32/64, inside each budget's
-                bounds. Never modified.
+                bounds, in its units (else a warning). Never modified: the model gets one copy
+                per call.
             labels: ``(B,)`` clip labels or ``(B, T)`` frame labels (class indices; targets when
                 ``targeted``).
 
@@ -210,10 +179,15 @@ class MultimodalAttack:
             :class:`avrobust.AttackResult`.
 
         Raises:
-            ValueError: an empty batch; logits not ``(B, C)``/``(B, T, C)`` with ``C >= 2`` for
-                the inputs' ``B``, or NaN/Inf at the clean inputs; detached objective losses.
+            ValueError: an empty batch; a ``meta`` input; an attacked modality without elements;
+                logits not ``(B, C)``/``(B, T, C)`` with ``C >= 2`` for the inputs' ``B``, or
+                NaN/Inf at the clean inputs; labels of another shape (one-hot ones say to use
+                ``labels.argmax(-1)``); a head that does not fit the labels; detached
+                objective losses; a forward that writes in place into an attacked input.
             TypeError: a floating input whose dtype is not the model's parameter dtype (nothing
-                is cast silently); non-float logits.
+                is cast silently); non-float logits; float labels (the message says how to
+                convert them); a model not made by ``wrap`` whose forward does not take the
+                modality names as keywords.
         """
         clean, labels, attacked = self._check_call(inputs, labels)
         if self.model_mode == "current":
@@ -226,8 +200,10 @@ class MultimodalAttack:
             torch.enable_grad(),
             preserve_model_state(self.model, self.model_mode),
         ):
-            clean = {n: x.clone() if x.is_inference() else x.detach() for n, x in clean.items()}
-            result, diagnostics = self._run(clean, labels, attacked, seed)
+            # one copy per call: the model never reaches the caller's tensors (InputWrites)
+            writes = InputWrites(self.model, clean, attacked)
+            clean = {n: x.detach().clone() for n, x in clean.items()}
+            result, diagnostics = self._run(clean, labels, attacked, seed, writes)
         diagnostics.report(self.keep, stacklevel=3)
         return result
 
@@ -246,7 +222,12 @@ class MultimodalAttack:
         return -loss if self.targeted else loss
 
     def _run(
-        self, clean: dict[str, Tensor], labels: Tensor, attacked: list[str], seed: int
+        self,
+        clean: dict[str, Tensor],
+        labels: Tensor,
+        attacked: list[str],
+        seed: int,
+        writes: InputWrites,
     ) -> tuple[AttackResult, Diagnostics]:
         batch = labels.shape[0]
         restarts = self.rule.restarts if self.rule.random_start else 1
@@ -262,7 +243,7 @@ class MultimodalAttack:
         if self.rule.random_start or not attacked:  # else the first step evaluates the clean inputs
             with torch.no_grad():
                 labels, clean_loss, logits, _ = self._evaluate(
-                    clean, labels, [], diagnostics, first=True
+                    clean, labels, [], diagnostics, writes, first=True
                 )
             check_clean_logits(logits)
             if self.keep == "best" or not attacked:
@@ -271,7 +252,7 @@ class MultimodalAttack:
         for start in range(0, restarts if attacked else 0, chunk):
             r = min(chunk, restarts - start)
             found, first_loss = self._run_chunk(
-                clean, labels, attacked, range(start, start + r), seed, diagnostics
+                clean, labels, attacked, range(start, start + r), seed, (diagnostics, writes)
             )
             if clean_loss is None:
                 clean_loss = first_loss
@@ -290,21 +271,32 @@ class MultimodalAttack:
         y: Tensor,
         attacked: list[str],
         diagnostics: Diagnostics,
+        writes: InputWrites,
         *,
         first: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor, list[Tensor | None]]:
         """The objective at ``x`` over ``eot_samples`` passes: ``(labels, loss, logits, grads)``,
         each the mean over the passes (detached); ``grads`` w.r.t. ``x[attacked]`` (``None``
-        where no pass reached a modality). ``first`` checks the labels against the logits."""
+        where no pass reached a modality). ``first`` checks the labels against the logits (and
+        whether they look like probabilities). ``writes`` catches a forward writing into ``x``."""
         losses, logits, grads = [], [], []
         for _ in range(self.eot_samples):
-            out = self._forward(x, y.shape[0])
+            versions = writes.versions(x)
+            try:
+                out = self._forward(x, y.shape[0])
+            except RuntimeError as error:
+                clear = writes.translate(error)
+                if clear is error:
+                    raise
+                raise clear from error
             if first:
                 y, first = check_labels(y, out.logits), False
+                diagnostics.output(self.model, out.logits)
             diagnostics.logits(out.logits)
             loss = self._score(out, y)
             if attacked:
                 grads.append(gradients(loss, out.logits, [x[n] for n in attacked]))
+            writes.check(x, versions)  # after the backward pass, which may need the values
             losses.append(loss.detach())
             logits.append(out.logits.detach())
         return (y, *mean_over_passes(losses, logits, grads, len(attacked)))
@@ -316,8 +308,9 @@ class MultimodalAttack:
         attacked: list[str],
         restarts: range,
         seed: int,
-        diagnostics: Diagnostics,
+        watch: tuple[Diagnostics, InputWrites],
     ) -> tuple[Candidates, Tensor | None]:
+        diagnostics, writes = watch
         r = len(restarts)
         x0 = {n: _repeat(x, r) for n, x in clean.items()}
         y = _repeat(labels, r)
@@ -341,7 +334,9 @@ class MultimodalAttack:
         for t in range(steps):
             for n in attacked:
                 x[n] = x[n].detach().requires_grad_(True)
-            y, loss, logits, grads = self._evaluate(x, y, attacked, diagnostics, first=t == 0)
+            y, loss, logits, grads = self._evaluate(
+                x, y, attacked, diagnostics, writes, first=t == 0
+            )
             if t == 0 and not self.rule.random_start:  # the first iterate is the clean input
                 check_clean_logits(logits)
                 first_loss = loss[: labels.shape[0]]
@@ -352,7 +347,7 @@ class MultimodalAttack:
                 run.step = t
                 x.update(self.rule.update({n: x[n].detach() for n in attacked}, g, loss, run))
         with torch.no_grad():
-            y, loss, logits, _ = self._evaluate(x, y, [], diagnostics)
+            y, loss, logits, _ = self._evaluate(x, y, [], diagnostics, writes)
         found.offer(loss, {n: x[n] for n in attacked}, logits, self._hits(logits, y))
         return found, first_loss
 
@@ -365,10 +360,7 @@ class MultimodalAttack:
         diagnostics: Diagnostics,
     ) -> AttackResult:
         loss, chosen, logits, _ = best.part(slice(None))
-        adv = {
-            n: chosen[n] if n in chosen and chosen[n].data_ptr() != x.data_ptr() else x.clone()
-            for n, x in clean.items()
-        }
+        adv = {n: chosen.get(n, x) for n, x in clean.items()}  # clean: the call's own copy
         labels = check_labels(labels, logits)
         diagnostics.final_bad = (~finite_rows(logits)).sum()
         success, frame_success = successes(logits, labels, self.targeted)

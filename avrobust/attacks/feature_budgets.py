@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .._checks import check_bounds, check_finite_tensor, check_number, check_tensor, describe
@@ -60,7 +61,8 @@ def feature_budgets(
         TypeError: ``clean_features`` not a mapping of tensors, a non-float tensor, ``scale`` not
             a number, malformed ``bounds``.
         ValueError: no modality, fewer than 2 rows, fewer than 2 axes, NaN/Inf values, a negative
-            ``scale``, ``bounds`` with ``low >= high`` or for a modality not given.
+            ``scale`` or one so large that a radius overflows the features' dtype, ``bounds``
+            with ``low >= high`` or for a modality not given.
 
     Example:
         >>> import torch
@@ -83,7 +85,16 @@ def feature_budgets(
                 "perturbed",
                 stacklevel=2,
             )
-        budgets[name] = Linf((factor * std).reshape(1, -1), bounds=per_modality.get(name))
+        eps = (factor * std).reshape(1, -1)
+        if not bool(torch.isfinite(eps).all()):
+            limit = torch.finfo(eps.dtype).max / float(std.max())
+            raise ValueError(
+                f"scale: {factor:g} times the spread of clean_features[{name!r}] (largest "
+                f"standard deviation {float(std.max()):g}) overflows {eps.dtype} to inf; "
+                f"expected a scale below {limit:.3g} (a radius of a few standard deviations "
+                "already covers the clean distribution)"
+            )
+        budgets[name] = Linf(eps, bounds=per_modality.get(name))
     return budgets
 
 

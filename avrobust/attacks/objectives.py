@@ -44,10 +44,15 @@ def check_labels(labels: Tensor, logits: Tensor, name: str = "labels") -> Tensor
 
     Raises:
         TypeError: labels not an integer (or bool) tensor.
-        ValueError: a shape that fits neither, or a class index outside ``[0, C)``.
+        ValueError: a shape that fits neither, or a class index outside ``[0, C)``. Both say
+            how to convert one-hot labels (``labels.argmax(-1)``) and whole-number floats
+            (``labels.long()``).
     """
     if labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f"{name}: expected integer class indices, got dtype {labels.dtype}")
+        raise TypeError(
+            f"{name}: expected integer class indices, got dtype {labels.dtype}"
+            f"{_labels_hint(labels, logits, name)}"
+        )
     target = logits.shape[:-1]
     if labels.shape != target:
         if labels.ndim == 1 and logits.ndim == 3 and labels.shape[0] == logits.shape[0]:
@@ -60,6 +65,7 @@ def check_labels(labels: Tensor, logits: Tensor, name: str = "labels") -> Tensor
             raise ValueError(
                 f"{name}: expected shape {wanted} to match logits of shape "
                 f"{tuple(logits.shape)}, got {tuple(labels.shape)}"
+                f"{_labels_hint(labels, logits, name)}"
             )
     num_classes = logits.shape[-1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
@@ -68,6 +74,27 @@ def check_labels(labels: Tensor, logits: Tensor, name: str = "labels") -> Tensor
             f"{num_classes} classes, got min {int(labels.min())}, max {int(labels.max())}"
         )
     return labels.long()
+
+
+def _labels_hint(labels: Tensor, logits: Tensor, name: str) -> str:
+    """How to convert labels of the wrong form, for the error (``""`` when nothing fits)."""
+    x, classes = labels.detach(), logits.shape[-1]
+    if x.is_complex() or x.numel() == 0:
+        return ""
+    if x.is_floating_point() and x.shape in (logits.shape[:-1], logits.shape[:1]):
+        if bool((x == x.round()).all()):
+            return f"; they hold whole numbers: pass {name}.long()"
+    if x.ndim >= 2 and x.shape[-1] == classes:
+        in_unit = bool(((x >= 0) & (x <= 1)).all())
+        rows = x.double().sum(-1)
+        if in_unit and bool(((rows - 1).abs() <= 1e-5 * classes).all()):
+            binary = bool(((x == 0) | (x == 1)).all())
+            what = "one-hot" if binary else "class probabilities (one-hot or soft labels)"
+            return (
+                f"; they look {what} (shape {tuple(x.shape)}, rows over the {classes} classes "
+                f"summing to 1): pass class indices, {name}.argmax(-1)"
+            )
+    return ""
 
 
 def per_sample_ce(logits: Tensor, labels: Tensor) -> Tensor:
@@ -117,12 +144,35 @@ class CrossEntropyObjective:
             for name, head in out.heads.items():
                 weight = self.head_weights.get(name, self.default_head_weight)
                 if weight:
-                    loss = loss + weight * per_sample_ce(head, labels)
+                    loss = loss + weight * per_sample_ce(head, _head_labels(head, labels, name))
         return loss
 
     def __repr__(self) -> str:
         heads = self.head_weights if self.use_heads else None
         return f"CrossEntropyObjective(head_weights={heads}, logits_weight={self.logits_weight:g})"
+
+
+def _head_labels(head: Tensor, labels: Tensor, name: str) -> Tensor:
+    """The labels for an extra head: as they are when the head is shaped like the logits, over
+    every frame for a frame head ``(B, T, C)`` beside clip labels ``(B,)``.
+
+    Raises:
+        ValueError: any other shape, naming the head (a head with frames folded into its batch,
+            ``(B*T, C)``, is the usual case).
+    """
+    if head.shape[:-1] == labels.shape:
+        return labels
+    if head.ndim == 3 and labels.ndim == 1 and head.shape[0] == labels.shape[0]:
+        return labels[:, None].expand(head.shape[:-1])
+    batch = labels.shape[0]
+    raise ValueError(
+        f"model output heads[{name!r}]: shape {tuple(head.shape)} does not fit the labels "
+        f"of shape {tuple(labels.shape)} (batch {batch}); a head is (B, C) or (B, T, C) like "
+        "the logits, with the inputs' batch first (a head with the frames folded into its "
+        f"batch, (B*T, C), must be reshaped to (B, T, C)). Reshape it where it is selected: "
+        f"avrobust.wrap(model, heads={{{name!r}: [<its selector>, lambda h: h.view(B, -1, "
+        "h.shape[-1])]}), or leave the heads out of the objective with objective='inference'"
+    )
 
 
 def margin(logits: Tensor, labels: Tensor) -> Tensor:
@@ -250,13 +300,15 @@ def as_objective(objective: Any, model: nn.Module, *, targeted: bool = False) ->
     weights from the model's ``head_weights`` attribute when it has one (TalkNet: 0.4 each) and
     1.0 otherwise. ``"inference"``: cross-entropy of the logits only. ``"margin"``:
     :class:`MarginObjective`. ``"dlr"``: :class:`DLRObjective` (its targeted form when
-    ``targeted``). A callable is used as is.
+    ``targeted``). Names are case-insensitive (``"Margin"``). A callable is used as is.
 
     Raises:
         ValueError: an unknown name. TypeError: neither a name nor a callable.
     """
     if callable(objective) and not isinstance(objective, str):
         return objective
+    if isinstance(objective, str):  # case-insensitive, as the rule names are
+        objective = objective.lower()
     if objective == "training":
         weights = getattr(model, "head_weights", None)
         return CrossEntropyObjective(dict(weights) if isinstance(weights, Mapping) else {})

@@ -163,8 +163,9 @@ class MIM(StepRule):
 class PGD(StepRule):
     """Projected gradient descent (Madry et al., 2018): BIM from a random start, with restarts.
 
-    The ``restarts`` random starts run batched (the batch repeated ``restarts`` times, chunked by
-    the attack's ``max_batch``), and per sample the restart with the highest objective is kept.
+    The ``restarts`` random starts run batched (the batch repeated ``restarts`` times, in chunks
+    of whole restarts set by the attack's ``max_batch``), and per sample the restart with the
+    highest objective is kept.
 
     Args:
         restarts: number of random starts per sample, >= 1.

@@ -66,7 +66,7 @@ class SquareAttack:
 
     * 1-d (a waveform ``(B, S)``, ``(B, C, S)``, or features ``(B, D)``): windows along the last
       axis, of length :math:`\mathrm{round}(p \cdot S)`; the first candidate is white noise at
-      :math:`\pm\epsilon`.
+      :math:`\pm\epsilon`. A scalar per clip ``(B,)`` is a window of one element.
     * 2-d (video ``(B, T, H, W)`` or ``(B, T, C, H, W)``): rectangles of
       :math:`\mathrm{round}(\sqrt{p} H) \times \mathrm{round}(\sqrt{p} W)` (squares for square
       frames) at the same place in every frame — spatio-temporal tubes over the whole clip, each
@@ -84,7 +84,9 @@ class SquareAttack:
         model: called as ``model(**inputs)``, returning :class:`avrobust.AVOutput` or logits.
         budgets: ``{modality: avrobust.Linf(eps, bounds=...)}``; a modality without a budget (or
             with ``eps`` 0) is not attacked and comes back bit-identical. Per-sample ``eps``
-            tensors ``(B,)`` are allowed.
+            tensors ``(B,)`` are allowed, and per-dimension ones ``(1, *dims)`` (from
+            :func:`avrobust.feature_budgets`): a window then sets coordinate ``d`` to
+            :math:`x_d \pm \epsilon_d`, a corner of the box.
         queries: the most perturbed candidates scored per sample (>= 1); the clean input is
             scored once more, not counted.
         p_init: the initial fraction of each modality's elements a window covers, in (0, 1].
@@ -240,7 +242,10 @@ class _Best:
 
 def _layout(x: Tensor) -> tuple[int, tuple[int, ...]]:
     """``(channels, window axes' sizes)`` of a modality: the last axis for ``ndim <= 3``, the
-    last two (frames' height and width) otherwise; the axes between batch and them are channels."""
+    last two (frames' height and width) otherwise; the axes between batch and them are channels.
+    A 1-D modality ``(B,)`` (one value per clip) is one channel of one element."""
+    if x.ndim == 1:
+        return 1, (1,)
     k = 1 if x.ndim <= 3 else 2
     spatial = tuple(x.shape[x.ndim - k :])
     return math.prod(x.shape[1 : x.ndim - k]), spatial
@@ -278,10 +283,10 @@ def _window_candidate(
     mask = mask.unsqueeze(1)  # (B, 1, *spatial)
     signs = _signs((b, channels) + (1,) * k, gen, x)
     view = (b, channels, *spatial)
-    eps_view = eps.reshape((b, 1) + (1,) * k)
+    eps_view = eps.expand(x.shape).reshape(view)  # per-sample or per-dimension radii
     base, old = x.reshape(view), current.reshape(view)
     new = torch.where(mask, base + signs * eps_view, old)
-    same = (project(new.reshape(x.shape)) == current).flatten(1).all(dim=1)
+    same = (project(new.reshape(x.shape)) == current).reshape(b, -1).all(dim=1)
     if bool(same.any()):
         flipped = torch.where(mask, base - signs * eps_view, old)
         new = torch.where(same.view((b,) + (1,) * (k + 1)), flipped, new)

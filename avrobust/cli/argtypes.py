@@ -165,10 +165,14 @@ def modality_names() -> list[str]:
 
 
 def name_list(
-    choices: Callable[[], Sequence[str]], what: str, *, also: Sequence[str] = ()
+    choices: Callable[[], Sequence[str]],
+    what: str,
+    *,
+    also: Sequence[str] = (),
+    distinct: bool = False,
 ) -> Callable[[str], list[str]]:
     """A comma-separated list of names among ``choices()`` or ``also`` (lower-cased); the error
-    lists ``choices()``, then ``also``."""
+    lists ``choices()``, then ``also``. With ``distinct``, a name given twice is refused."""
 
     def parse(text: str) -> list[str]:
         names = [n.lower() for n in csv_list(str)(text)]
@@ -178,6 +182,12 @@ def name_list(
             others = f"; or {','.join(also)}" if also else ""
             raise argparse.ArgumentTypeError(
                 f"expected {what} among {','.join(known)}, got {bad}{others}"
+            )
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if distinct and twice:
+            raise argparse.ArgumentTypeError(
+                f"expected distinct {what} among {','.join(known)}, got {text!r} ({twice} more "
+                "than once)"
             )
         return names
 

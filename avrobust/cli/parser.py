@@ -116,13 +116,13 @@ def _demo_parser(commands: Any) -> None:
     )
     demo.add_argument(
         "--avil-single",
-        type=name_list(avil_term_names, "AVIL terms"),
+        type=name_list(avil_term_names, "AVIL terms", distinct=True),
         metavar="TERMS",
         help="AVIL term(s) of model C (default l1)",
     )
     demo.add_argument(
         "--avil-pair",
-        type=name_list(avil_term_names, "AVIL terms"),
+        type=name_list(avil_term_names, "AVIL terms", distinct=True),
         metavar="TERMS",
         help="AVIL terms of models D and E (default l1,l4)",
     )
@@ -155,7 +155,10 @@ def _demo_parser(commands: Any) -> None:
         "--retrain",
         dest="fresh",
         action="store_true",
-        help="start afresh: delete the files the demo wrote in DIR (only those), retrain all",
+        help=(
+            "start afresh: delete the files the demo wrote in DIR (only those, and none you "
+            "changed since), retrain all"
+        ),
     )
     demo.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     _common(demo)

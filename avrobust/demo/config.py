@@ -118,6 +118,13 @@ class DemoConfig:
     def __post_init__(self) -> None:
         for name, value in check_demo_config(self).items():  # every setting, named if wrong
             object.__setattr__(self, name, value)
+        for name in ("avil_single", "avil_pair"):  # AVILoss refuses a term twice, when training
+            terms = [t.lower() for t in getattr(self, name)]
+            if len(set(terms)) != len(terms):
+                raise ValueError(
+                    f"{name}: expected distinct AVIL terms, got {list(getattr(self, name))}; "
+                    "give each term once"
+                )
         if not self.models:
             object.__setattr__(self, "models", default_models(self))
 

@@ -4,7 +4,9 @@
 file the demo wrote (its path relative to ``DIR``, size in bytes and SHA-256; ``null`` while a run
 is writing it). Before any work, :class:`DemoFolder` refuses a rerun with other settings (except
 the budget grid, which only adds attack cells) and a file the demo did not write where it would
-write one; starting afresh deletes only the recorded files, never a user's file or sub-folder.
+write one; starting afresh deletes only the recorded files that still hold what the demo wrote
+(one changed since is kept, and said; if the run would overwrite it, the run stops first), never
+a user's file or sub-folder.
 """
 
 from __future__ import annotations
@@ -167,20 +169,42 @@ class DemoFolder:
                 paths=foreign,
             )
 
-    def clear(self, say: Callable[[str], None]) -> list[str]:
-        """Delete the recorded files that are still plain files (no folder, no link); say which."""
-        doomed = [
+    def clear(self, say: Callable[[str], None], planned: Iterable[str] = ()) -> list[str]:
+        """Delete the recorded files that are still plain files (no folder, no link) and hold
+        what the demo wrote; say which. A recorded file whose content no longer matches its
+        hash (changed since) is kept, said, and is the user's from then on.
+
+        Raises:
+            FolderConflict: such a changed file is at one of the ``planned`` paths (the run
+                would overwrite it); nothing is deleted.
+        """
+        present = [
             rel
             for rel in sorted(self.files)
             if os.path.isfile(os.path.join(self.out, rel))
             and not os.path.islink(os.path.join(self.out, rel))
         ]
-        if doomed:
-            shown = ", ".join(doomed[:6]) + (
-                f" and {len(doomed) - 6} more" if len(doomed) > 6 else ""
+        changed = [rel for rel in present if self._changed(rel)]
+        written = set(planned)
+        overwritten = [rel for rel in changed if rel in written]
+        if overwritten:
+            raise FolderConflict(
+                f"out_dir: {self.out} holds {_listed(overwritten, 4)}, which avrobust demo wrote "
+                "but which changed since (its content no longer matches the manifest): starting "
+                "afresh keeps it, and this run would overwrite it; move it away or choose "
+                "another folder",
+                paths=overwritten,
             )
+        doomed = [rel for rel in present if rel not in changed]
+        if changed:
             say(
-                f"starting afresh: deleting {len(doomed)} files the demo wrote in {self.out}: {shown}"
+                f"starting afresh: keeping {len(changed)} files in {self.out} that changed since "
+                f"the demo wrote them: {_listed(changed, 6)}"
+            )
+        if doomed:
+            say(
+                f"starting afresh: deleting {len(doomed)} files the demo wrote in {self.out}: "
+                f"{_listed(doomed, 6)}"
             )
         for rel in doomed:
             os.remove(os.path.join(self.out, rel))
@@ -189,11 +213,23 @@ class DemoFolder:
         self._save()
         return doomed
 
+    def _changed(self, rel: str) -> bool:
+        """Whether the recorded file ``rel`` no longer holds what the demo wrote (``False`` for
+        one without a hash: a run was writing it)."""
+        entry = self.files.get(rel)
+        if not isinstance(entry, dict) or entry.get("sha256") is None:
+            return False
+        path = os.path.join(self.out, rel)
+        if os.path.getsize(path) != entry.get("size"):
+            return True
+        return bool(_sha256(path) != entry["sha256"])
+
     def claim(self, settings: Mapping[str, Any], planned: Iterable[str]) -> None:
-        """Record the settings and the paths this run will write (before writing them)."""
+        """Record the settings and the paths this run will write (before writing them; their
+        hashes are dropped until :meth:`record`, as the run may change them)."""
         self.settings = dict(settings)
         for rel in planned:
-            self.files.setdefault(rel, {"size": None, "sha256": None})
+            self.files[rel] = {"size": None, "sha256": None}
         self._save()
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
@@ -252,6 +288,11 @@ class DemoFolder:
         os.replace(temporary, self.path)
 
 
+def _listed(paths: list[str], shown: int) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
+
+
 def check_out_dir(out_dir: Any) -> str:
     """``out_dir`` as a ``str`` path, checked: a path (``str`` or ``os.PathLike``), not a file.
 
@@ -287,7 +328,7 @@ def open_demo_folder(
     folder = DemoFolder(out)
     folder.check(settings, planned, fresh=fresh)
     if fresh:
-        folder.clear(say)
+        folder.clear(say, planned)
     elif folder.settings is not None:
         drop_stale_worst_case(folder, settings, say)
         outputs = sorted(p for p in folder.files if "/" not in p)

@@ -12,20 +12,21 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from typing import Any
 
+import torch
 from torch import nn
 
 from .._checks import check_bool, check_int, describe
 from ..attacks import push_pull_budgets
 from .fingerprints import callable_identity, clip_digests, data_digest, model_fingerprint
 from .grid import Grid, GridCell
-from .ranks import current_ranks, from_main
+from .ranks import current_ranks, from_main, on_every_rank
 from .records import FORMAT, StoredCell
 from .report import EvaluationReport
 from .results import CellResult
 from .runner import CellRunner
 from .scoring import Measures
 from .selection import Selection, select
-from .sources import Source
+from .sources import MAX_CLIPS, Source
 from .store import ResultsFile, ResultsLock, Store
 
 __all__ = ["evaluate"]
@@ -44,6 +45,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     on_cell: Callable[[CellResult], None] | None = None,
+    max_clips: int = MAX_CLIPS,
 ) -> EvaluationReport:
     r"""Attack a model over a grid of rules × budgets × attacked modalities and measure the harm.
 
@@ -56,7 +58,9 @@ def evaluate(
     the store's file as soon as it is finished, and ``on_cell`` is called after that.
 
     Across ranks: with an initialised ``torch.distributed`` process group of ``W > 1`` ranks
-    (``torchrun``), every rank calls ``evaluate`` alike; batch ``k`` is attacked by rank
+    (``torchrun``), every rank calls ``evaluate`` alike (before any attack the ranks compare
+    their model fingerprints, settings and clips, and every rank raises, naming the rank and
+    what differs, when they disagree; an error on one rank is raised on every rank); batch ``k`` is attacked by rank
     ``k mod W`` only, rank 0 alone reads and writes the store's file (its decisions are
     broadcast), and every rank returns the same report, equal to a 1-process run's but for
     ``seconds`` (:mod:`avrobust.evaluation.ranks`, docs/evaluate.md, "Across ranks").
@@ -69,9 +73,17 @@ def evaluate(
             :mod:`~avrobust.evaluation.tasks`). Its train/eval flags and buffers are left as
             they were.
         data: a map-style ``Dataset`` whose items are ``(inputs, labels)`` (clips of equal shape
-            are batched together, in index order), an iterable of ``(inputs, labels)`` batches
-            that gives the same batches each time it is iterated (a ``DataLoader`` without
-            shuffling), or one pair ``(inputs, labels)`` of stacked tensors. ``inputs`` maps
+            are batched together, in index order), an ``IterableDataset`` of such items (batched
+            the same way, in the order it gives them), an iterable of ``(inputs, labels)``
+            batches that gives the same batches each time it is iterated (a ``DataLoader``
+            without shuffling), or one pair ``(inputs, labels)`` of stacked tensors. It is read
+            once for the clean pass and once per computed cell, and every clip must be the
+            same each time: a ``DataLoader`` with ``shuffle=True`` or a
+            ``DistributedSampler``, and a one-shot iterator (a generator, ``iter(loader)``), are
+            refused at once; other content that changes between passes (random augmentation,
+            a sampler reseeded per pass) is refused when a clip is read again, before it is
+            attacked (each clip's content digest is compared with the clean pass's). Under
+            ``torch.distributed`` every rank passes the whole data. ``inputs`` maps
             modality names to tensors (TalkNet: ``audio`` ``(B, S)`` in [-1, 1] and ``visual``
             ``(B, T, H, W)`` in 0–255); labels are frame labels ``(B, T)`` or clip labels ``(B,)``:
             1 = speaking for a binary task, class indices in ``[0, C)`` for a multi-class one.
@@ -95,7 +107,11 @@ def evaluate(
         seed: seed of the balanced draw and of every cell's random start (each cell's seed comes
             from ``seed`` and the cell, so a resumed run gives the same numbers).
         progress: show a tqdm progress bar over the cells (on stderr).
-        on_cell: called with each newly computed :class:`CellResult`, after it is saved.
+        on_cell: called with each newly computed :class:`CellResult`, after it is saved (on
+            every rank; if it raises on one, every rank raises its error).
+        max_clips: data of unknown length (an iterable of batches or an ``IterableDataset``
+            without ``len``) that gives more clips than this in one pass is refused as endless
+            (``itertools.cycle``, a stream that repeats), before it fills the memory.
 
     Returns:
         :class:`EvaluationReport` with every cell of the grid.
@@ -110,7 +126,8 @@ def evaluate(
             model: AP of a multi-class model with a named objective, or labels all 0/1 for
             ``C > 2`` classes with ``Measures.measure="auto"``); a worst-case cell of a
             ``C > 2`` model scored as a binary task (naming ``Grid.rules``).
-        RuntimeError: the store's file is in use by another run (its lock file exists).
+        RuntimeError: the store's file is in use by another run (its lock file exists);
+            called under ``torch.inference_mode()``.
 
     Example:
         >>> import torch
@@ -127,40 +144,63 @@ def evaluate(
         >>> 0.0 <= cell.map_adv <= 1.0, sorted(cell.ecr)
         (True, ['audio', 'visual'])
     """
-    _check_arguments(model, grid, selection, measures, store, surrogate, on_cell)
-    check_int(seed, "seed", min_value=0)
-    check_bool(progress, "progress")
-    source = Source(data, check_int(batch_size, "batch_size", min_value=1))
-    config = _file_config(model, source, grid, selection, measures, surrogate, seed)
-    cells = grid.cells()
+    _refuse_inference_mode()
     ranks = current_ranks()
+
+    def setup() -> tuple[Source, dict[str, Any]]:
+        _check_arguments(model, grid, selection, measures, store, surrogate, on_cell)
+        check_int(seed, "seed", min_value=0)
+        check_bool(progress, "progress")
+        size = check_int(batch_size, "batch_size", min_value=1)
+        source = Source(data, size, max_clips=max_clips)
+        return source, _file_config(model, source, grid, selection, measures, surrogate, seed)
+
+    def settings(found: tuple[Source, dict[str, Any]]) -> dict[str, Any]:
+        return {**found[1], **grid.config(), "store": repr(store), "batch_size": batch_size}
+
+    source, config = on_every_rank(ranks, setup, shared=settings)
+    cells = grid.cells()
     file = ResultsFile(store.file if ranks.main else None)
     with ExitStack() as held:
 
-        def prepare() -> tuple[dict[str, Any], Mapping[str, StoredCell]]:
+        def prepare() -> tuple[dict[str, Any], Mapping[str, StoredCell], dict[int, bytes]]:
             held.enter_context(ResultsLock(store.file))  # rank 0 only, for the whole run
-            meta, done = file.resume(config, _digest_of(source)) if store.resume else (None, {})
+            digests: dict[int, bytes] = {}
+            meta, done = (
+                file.resume(config, _digest_of(source, digests)) if store.resume else (None, {})
+            )
             if meta is None:
-                clean, chosen, digest = select(
+                clean, chosen, clips = select(
                     model, source, measures, selection, seed, objective=grid.objective
                 )
+                digests = dict(zip(chosen, clips))
                 meta = {"kind": "meta", "config": config, "clean": clean, "selection": chosen}
-                meta["data"] = digest
+                meta["data"] = data_digest(clips)
                 file.start(meta)
             file.check_reuse(done, {c.key: c.defines for c in cells})
-            return meta, done
+            return meta, done, digests
 
-        meta, done = from_main(ranks, prepare)
+        meta, done, digests = from_main(ranks, prepare)
         chosen = [int(i) for i in meta["selection"]]
         measure = meta["clean"].get("measure", "ap")
         runner = CellRunner(
             model, surrogate or model, source, chosen, measures, grid, measure=measure, ranks=ranks
         )
-        runner.check_task([c for c in cells if c.key not in done])
-        results = _run_cells(cells, done, runner, file, seed, progress and ranks.main, on_cell)
+        todo = [c for c in cells if c.key not in done]
+        on_every_rank(ranks, lambda: runner.prepare(todo, digests, meta["clean"]))
+        results = _run_cells(cells, done, runner, file, seed, progress, on_cell)
     ranks.wait()  # the file is complete and unlocked when any rank returns
     report_config = {"format": FORMAT, **grid.config(), **config}
     return EvaluationReport(report_config, meta["clean"], chosen, results)
+
+
+def _refuse_inference_mode() -> None:
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "evaluate: called under torch.inference_mode(), where no gradient can be taken, so "
+            "no attack can run: call evaluate outside the inference_mode block (it runs its own "
+            "forwards without gradient where it can)"
+        )
 
 
 def _check_arguments(
@@ -238,19 +278,18 @@ def _file_config(
     }
 
 
-def _digest_of(source: Source) -> Callable[[list[int]], str]:
-    """The content fingerprint of the clips of ``source`` at given indices (no model call)."""
+def _digest_of(source: Source, found: dict[int, bytes]) -> Callable[[list[int]], str]:
+    """The content fingerprint of the clips of ``source`` at given indices (no model call); the
+    clips' own digests are kept in ``found``."""
 
     def digest(selection: list[int]) -> str:
-        found: dict[int, bytes] = {}
         for part, (inputs, labels) in source.batches(selection):
             found.update(zip(part, clip_digests(inputs, labels)))
         if set(found) != set(selection):
             raise ValueError(
                 f"data: gave {len(found)} of the {len(selection)} clips the results file "
                 "selected; pass data that gives the same clips every time it is iterated (a "
-                "Dataset, a list of batches, a DataLoader without shuffling), not a one-shot "
-                "iterator such as a generator"
+                "Dataset, a list of batches, a DataLoader without shuffling)"
             )
         return data_digest([found[i] for i in selection])
 
@@ -266,8 +305,11 @@ def _run_cells(
     progress: bool,
     on_cell: Callable[[CellResult], None] | None,
 ) -> list[CellResult]:
-    """Every cell in order: read from ``done`` or computed and appended to ``file``."""
-    bar = _progress_bar(len(cells), sum(c.key in done for c in cells), progress)
+    """Every cell in order: read from ``done`` or computed and appended to ``file`` (rank 0);
+    a failure of the append or of ``on_cell`` on any rank reaches every rank."""
+    ranks = runner.ranks
+    shown = progress and ranks.main
+    bar = _progress_bar(len(cells), sum(c.key in done for c in cells), shown)
     results: list[CellResult] = []
     try:
         for cell in cells:
@@ -277,12 +319,16 @@ def _run_cells(
             if bar is not None:
                 bar.set_postfix_str(cell.key)
             result = runner.run(cell, cell.seed(seed))
-            file.append(cell.key, cell.defines, result.to_dict())
             results.append(result)
+
+            def finish(cell: GridCell = cell, result: CellResult = result) -> None:
+                file.append(cell.key, cell.defines, result.to_dict())
+                if on_cell is not None:
+                    on_cell(result)
+
+            on_every_rank(ranks, finish)
             if bar is not None:
                 bar.update(1)
-            if on_cell is not None:
-                on_cell(result)
     finally:
         if bar is not None:
             bar.close()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_int, check_number, describe
@@ -25,6 +26,7 @@ from .._types import AVOutput
 from ..attacks import Budget, push_pull_budgets
 from ..attacks.objectives import OBJECTIVE_NAMES
 from ..attacks.rules import StepRule, as_rule, list_rules
+from .fingerprints import settings_repr
 from .recipes import RECIPES, WorstCase, linf_problem
 from .results import cell_key
 
@@ -46,7 +48,9 @@ class GridCell:
         rule: the step rule, or the :class:`WorstCase` recipe.
         eps: the budget value.
         modalities: the attacked modalities.
-        defines: ``{"rule": repr of the rule, "budgets": {modality: repr of its budget}}``.
+        defines: ``{"rule": repr of the rule, "budgets": {modality: repr of its budget}}``
+            (a budget with tensors, a per-dimension ``eps``, also gives a digest of their
+            values: :func:`~avrobust.evaluation.fingerprints.settings_repr`).
     """
 
     key: str
@@ -71,7 +75,8 @@ class Grid:
             over :func:`~avrobust.default_ensemble`: ``"worst-case"`` or
             :class:`~avrobust.evaluation.WorstCase` objects (named ``"worst-case"``, with
             their ``queries`` and ``targets``); each name once.
-        eps: the budget values (> 0, distinct); each is passed to ``budgets``.
+        eps: the budget values (> 0, distinct); each is passed to ``budgets``, whose radii
+            (and steps of up to 2.5 times them) must fit float32 (at most about 3.4e38).
         modalities: the attacked-modality sets: ``"audio"``, ``"visual"``, ``"audio+visual"`` (or
             tuples of names); stored as tuples of names.
         budgets: ``eps -> {modality: Budget}``; default :func:`~avrobust.push_pull_budgets`
@@ -280,11 +285,39 @@ def _budget_table(
                 f"Grid.modalities: no budget for {missing} at eps={e:g}; budgets(eps) gives "
                 f"{sorted(given)}"
             )
+        _check_finite(given, attacked, e)
         problem = linf_problem(given, tuple(attacked)) if linf else None
         if problem is not None:
             raise TypeError(
                 f"Grid.budgets: {problem} at eps={e:g}; pass L-inf budgets "
                 "or leave worst-case out of Grid.rules"
             )
-        out[repr(e)] = {str(m): repr(b) for m, b in given.items()}
+        out[repr(e)] = {str(m): settings_repr(b) for m, b in given.items()}
     return out
+
+
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+_STEP_FACTOR = 2.5  # the largest multiple of eps a default step reaches (2.5 * eps / steps)
+
+
+def _largest(value: float | Tensor) -> float:
+    return float(value.detach().abs().max()) if isinstance(value, Tensor) else abs(float(value))
+
+
+def _check_finite(given: Mapping[str, Budget], attacked: Sequence[str], eps: float) -> None:
+    """Refuse budgets whose radius, default step (up to 2.5 times the radius) or step size does
+    not fit float32, the precision of most inputs: the attack would overflow there."""
+    for m in attacked:
+        budget = given[m]
+        sizes = [("eps", _largest(budget.eps), _STEP_FACTOR * _largest(budget.eps))]
+        if budget.alpha is not None:
+            sizes.append(("alpha", _largest(budget.alpha), _largest(budget.alpha)))
+        for name, size, reach in sizes:
+            if not reach <= _FLOAT32_MAX:
+                raise ValueError(
+                    f"Grid.eps: at eps={eps:g} the {m} budget's {name} is {size:g}, which (with "
+                    f"the step sizes of up to {_STEP_FACTOR:g} times eps) does not fit float32 "
+                    f"(largest {_FLOAT32_MAX:.3g}), the precision of the inputs, where the "
+                    "attack would overflow; use a smaller eps (a radius as wide as the input's "
+                    "range already allows every input)"
+                )

@@ -36,7 +36,7 @@ from ..losses._distributed import is_distributed
 if TYPE_CHECKING:
     from .runner import CellMeasures
 
-__all__ = ["Ranks", "current_ranks", "from_main", "gather_measures"]
+__all__ = ["Ranks", "current_ranks", "from_main", "gather_measures", "on_every_rank"]
 
 T = TypeVar("T")
 
@@ -102,6 +102,65 @@ def from_main(ranks: Ranks, compute: Callable[[], T]) -> T:
     if kind == "error":
         raise value
     return value  # type: ignore[no-any-return]
+
+
+def on_every_rank(
+    ranks: Ranks,
+    compute: Callable[[], T],
+    *,
+    shared: Callable[[T], dict[str, Any]] | None = None,
+) -> T:
+    """``compute()`` on every rank, then one collective that makes the ranks agree: when it
+    raised on any rank, every rank raises the error of the lowest rank that failed (its own
+    type and message, with a note naming the rank), instead of the others waiting in their next
+    collective until the process group times out ("Connection closed by peer"); with
+    ``shared``, the settings ``shared(value)`` must be equal on every rank.
+
+    Raises:
+        Exception: a rank's error from ``compute``.
+        ValueError: a rank's ``shared`` settings differ from rank 0's (naming the rank and
+            the settings that differ).
+    """
+    if ranks.world == 1:
+        return compute()
+    value: Any = None
+    failure: Exception | None = None
+    try:
+        value = compute()
+    except Exception as error:  # every rank must reach the gather, then raise
+        failure = error
+    mine = None if failure is not None or shared is None else shared(value)
+    everyone: list[Any] = [None] * ranks.world
+    dist.all_gather_object(everyone, (_portable(failure), mine))
+    for rank, (raised, _) in enumerate(everyone):
+        if raised is not None:
+            raise _noted(raised, rank)
+    if shared is not None:
+        _check_same(everyone[0][1], [settings for _, settings in everyone])
+    return value  # type: ignore[no-any-return]
+
+
+def _noted(error: Exception, rank: int) -> Exception:
+    """``error`` with a note that it was raised on ``rank`` (where notes exist, Python 3.11+)."""
+    note = f"(raised on rank {rank} of the torch.distributed evaluation)"
+    if hasattr(error, "add_note") and note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+    return error
+
+
+def _check_same(reference: dict[str, Any], settings: Sequence[dict[str, Any]]) -> None:
+    """Raise naming the first rank whose settings differ from rank 0's, and how."""
+    for rank, theirs in enumerate(settings):
+        keys = sorted(k for k in set(reference) | set(theirs) if reference.get(k) != theirs.get(k))
+        if keys:
+            shown = "; ".join(
+                f"{k}: rank 0 {reference.get(k)!r}, rank {rank} {theirs.get(k)!r}" for k in keys[:4]
+            )
+            raise ValueError(
+                f"evaluate: rank {rank} was given other {', '.join(keys)} than rank 0 ({shown}). "
+                "Every rank must call evaluate with the same model weights, data and settings "
+                "(evaluate shards the batches over the ranks itself)"
+            )
 
 
 def _portable(error: Exception | None) -> Exception | None:

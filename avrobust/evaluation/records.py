@@ -22,11 +22,13 @@ from .results import CellResult, json_ready
 
 __all__ = [
     "FORMAT",
+    "NotResultsFile",
     "Stored",
     "StoredCell",
     "cell_record",
     "checksum",
     "dump_record",
+    "not_results_file",
     "parse_results",
     "record_fields",
     "split_records",
@@ -55,11 +57,14 @@ def checksum(body: Mapping[str, Any]) -> str:
 def split_records(text: str, path: str) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
     """The records of a results file's ``text`` with their line numbers, and whether the text is
     exactly those lines, each ending with a newline (else the store rewrites it). A last line
-    cut short (no newline, not JSON: a killed run) is skipped.
+    cut short (no newline, not JSON: a killed run) is skipped when it follows a record and
+    begins as the library's cell lines do.
 
     Raises:
-        ValueError: a line that is not a JSON object of kind ``meta`` or ``cell``; the message
-            gives ``path:line``.
+        NotResultsFile: a first line that is not a JSON record the library writes (the message
+            names the file, saying it is not a results file).
+        ValueError: a later line that is not a JSON
+            object of kind ``meta`` or ``cell`` (the message gives ``path:line``).
     """
     lines = text.split("\n")
     records: list[tuple[int, dict[str, Any]]] = []
@@ -71,18 +76,41 @@ def split_records(text: str, path: str) -> tuple[list[tuple[int, dict[str, Any]]
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):  # the last line, cut short by an interruption: skip it
-                tidy = False
+            if records and number == len(lines) and _cut_record(line):
+                tidy = False  # the last line, cut short by an interruption: skip it
                 continue
+            if not records:
+                raise NotResultsFile(not_results_file(path, f"line {number} is not JSON")) from None
             raise ValueError(f"{path}:{number}: not a JSON line: {line[:80]!r}") from None
         if not isinstance(record, dict) or record.get("kind") not in ("meta", "cell"):
-            raise ValueError(
-                f"{path}:{number}: expected a JSON object of kind 'meta' or 'cell', got "
-                f"{line[:80]!r}"
-            )
+            what = f"expected a JSON object of kind 'meta' or 'cell', got {line[:80]!r}"
+            if not records:
+                raise NotResultsFile(not_results_file(path, f"line {number}: {what}"))
+            raise ValueError(f"{path}:{number}: {what}")
         tidy = tidy and number < len(lines)  # the last line lacks its newline
         records.append((number, record))
     return records, tidy
+
+
+_CELL_START = '{"kind": "cell"'  # how every cell line the library writes begins (format 1 and 2)
+
+
+def _cut_record(line: str) -> bool:
+    """Whether ``line`` can be a cell line the library began and a kill cut short."""
+    return line.startswith(_CELL_START) or _CELL_START.startswith(line)
+
+
+class NotResultsFile(ValueError):
+    """A file at a results path that avrobust did not write as a results file (its first line
+    is not one of its records, or it is not text): never read as one, never replaced."""
+
+
+def not_results_file(path: str, why: str) -> str:
+    """The message for a file that avrobust did not write as a results file."""
+    return (
+        f"Store.path: {path} is not a results file ({why}); evaluate neither reads nor replaces "
+        "a file it did not write: pass another Store.path, or move that file away"
+    )
 
 
 def verify_check(record: Mapping[str, Any], where: str) -> None:

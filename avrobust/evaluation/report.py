@@ -167,6 +167,7 @@ class EvaluationReport:
             for m in attacked:
                 row[f"snr_db_{m}"] = c.snr_db.get(m)
                 row[f"psnr_db_{m}"] = c.psnr_db.get(m)
+                row[f"psnr_peak_{m}"] = c.psnr_peak.get(m)
                 row[f"linf_{m}"] = c.linf.get(m)
             for a in attacks:
                 row[f"broken_by_{a}"] = None if c.broken_by is None else c.broken_by.get(a)
@@ -184,7 +185,7 @@ class EvaluationReport:
         short = "mAP" if self.measure == "ap" else "acc"
         head = ["rule", "eps", "attacked", f"{short} clean", f"{short} adv", "success"]
         head += [f"ECR {m}" for m in modalities]
-        head += [f"SNR {m}" for m in attacked] + [f"PSNR {m}" for m in peaked]
+        head += [f"SNR {m}" for m in attacked] + [_psnr_head(self.cells, m) for m in peaked]
         lines = []
         for c in self.cells:
             before, after = c.values(self.measure)
@@ -192,7 +193,7 @@ class EvaluationReport:
             line += [f"{100 * after:.2f}", f"{100 * c.success_rate:.1f}%"]
             line += [f"{c.ecr[m]:.4f}" if m in c.ecr else "-" for m in modalities]
             line += [_db(c.snr_db.get(m)) for m in attacked]
-            line += [_db(c.psnr_db.get(m)) for m in peaked]
+            line += [_psnr(c, m, mixed=len(_peaks(self.cells, m)) > 1) for m in peaked]
             lines.append(line)
         clean = self.clean
         measure = "mAP" if self.measure == "ap" else "top-1 accuracy"
@@ -203,7 +204,7 @@ class EvaluationReport:
             f"({self._attacked_kinds(None)}), objective "
             f"{self.config.get('objective')!r}"
             + (", transfer from a surrogate" if self.config.get("surrogate") else "")
-            + "; SNR and PSNR in dB"
+            + "; SNR and PSNR in dB (PSNR peak R in the input's units)"
         )
         return title + "\n" + text_table(head, lines)
 
@@ -360,3 +361,22 @@ class EvaluationReport:
 
 def _db(value: float | None) -> str:
     return f"{value:.1f}" if value is not None and math.isfinite(value) else "-"
+
+
+def _peaks(cells: Sequence[CellResult], m: str) -> set[float]:
+    """The PSNR peaks the cells used for modality ``m`` (those that recorded one)."""
+    return {c.psnr_peak[m] for c in cells if m in c.psnr_db and m in c.psnr_peak}
+
+
+def _psnr_head(cells: Sequence[CellResult], m: str) -> str:
+    """``"PSNR visual (R=255)"`` when every cell used one peak, else ``"PSNR visual"`` (each
+    value then gives its own)."""
+    peaks = _peaks(cells, m)
+    return f"PSNR {m} (R={peaks.pop():g})" if len(peaks) == 1 else f"PSNR {m}"
+
+
+def _psnr(cell: CellResult, m: str, *, mixed: bool) -> str:
+    """A cell's PSNR, with its peak when the column has several (``mixed``)."""
+    value = _db(cell.psnr_db.get(m))
+    peak = cell.psnr_peak.get(m)
+    return f"{value} (R={peak:g})" if mixed and peak is not None else value

@@ -17,7 +17,7 @@ _FLOATS: tuple[str, ...] = ("map_clean", "map_adv", "success_rate", "frame_error
 _FLOATS += ("seconds", "accuracy_clean", "accuracy_adv")
 # fields added after results-file format 2 was written, with their defaults (NaN: absent)
 _ADDED: dict[str, Any] = {"measure": "ap", "classes": 2}
-_ADDED.update(accuracy_clean=math.nan, accuracy_adv=math.nan, broken_by=None)
+_ADDED.update(accuracy_clean=math.nan, accuracy_adv=math.nan, broken_by=None, psnr_peak={})
 
 
 def cell_key(rule: str, eps: float, modalities: Sequence[str]) -> str:
@@ -56,7 +56,7 @@ class CellResult:
         snr_db: ``{attacked modality: mean SNR in dB}`` (signal-to-perturbation ratio; higher = less
             perceptible).
         psnr_db: ``{attacked modality: mean PSNR in dB}`` for modalities whose budget has finite
-            bounds (peak = the width of the bounds, 255 for pixels).
+            bounds, with the peak of :attr:`psnr_peak`.
         linf: ``{attacked modality: largest absolute change}`` in the input's units.
         samples: clips attacked.
         frames: frames scored.
@@ -82,6 +82,11 @@ class CellResult:
             :class:`avrobust.attacks.ensemble.EnsembleResult`: as the attacker judged them,
             which is the target unless a surrogate crafted the attack); ``None`` for a step
             rule's cell and for cells read from a results file written before this field.
+        psnr_peak: ``{modality: the peak R}`` each PSNR used, in the input's units: the width
+            of the budget's bounds (255 for 0–255 pixels), or the data's own span when the data
+            is in other units than the bounds (:func:`~avrobust.evaluation.runner.psnr_peaks`);
+            empty for cells read from a results file written before this field (their peak
+            was the bounds' width).
     """
 
     rule: str
@@ -104,6 +109,7 @@ class CellResult:
     accuracy_clean: float = math.nan
     accuracy_adv: float = math.nan
     broken_by: dict[str, int] | None = None
+    psnr_peak: dict[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -1,202 +1,37 @@
-"""Computes the cells of an evaluation: attack the selected clips batch by batch, then measure.
-
-Every measure of a cell is a streaming metric of :mod:`avrobust.metrics`, updated once per batch
-(:class:`CellMeasures`): the clean and adversarial frame mAP (:class:`~avrobust.metrics.
-AveragePrecision`), the attack success rate (:class:`~avrobust.metrics.SuccessRate`), the frame
-error rate (1 - :class:`~avrobust.metrics.Accuracy`), the embedding change ratio
-(:class:`~avrobust.metrics.ECR`) and, per attacked modality, how perceptible the change is
-(:class:`~avrobust.metrics.SNR`, :class:`~avrobust.metrics.PSNR` for budgets with finite bounds,
-:class:`~avrobust.metrics.MaxAbs`). A multi-class task (top-1 classes instead of scores,
-:meth:`CellMeasures.add_predictions`) is counted directly: top-1 accuracy clean and adversarial,
-and the clips with more than half of their frames wrong; it has no mAP.
+"""Computes the cells of an evaluation: attack the selected clips batch by batch, then measure
+(:class:`~avrobust.evaluation.cell_measures.CellMeasures`).
 
 A cell of a step rule attacks with :class:`~avrobust.MultimodalAttack`; a worst-case cell
 (:class:`~avrobust.evaluation.WorstCase`) with the ensemble it builds, called the same way
-batch by batch, whose per-attack breakdown (``broken_by``) is summed over the batches.
+batch by batch, whose per-attack breakdown (``broken_by``) is summed over the batches. Every
+read of the data is checked against the pass that chose the clips (their content digests).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
+from .._diagnose_checks import batch_coupling
 from .._types import AttackResult
 from ..attacks import Budget, EnsembleResult, MultimodalAttack
-from ..metrics import (
-    ECR,
-    PSNR,
-    SNR,
-    Accuracy,
-    AveragePrecision,
-    MaxAbs,
-    SuccessRate,
-    ecr_per_frame,
-)
+from ..attacks.units import MESSAGE_PATTERN, units_disagree, units_message
+from .cell_measures import CellMeasures, psnr_peaks
+from .fingerprints import clip_digests
 from .grid import Grid, GridCell
 from .ranks import Ranks, gather_measures
 from .recipes import WorstCase
 from .results import CellResult
-from .scoring import Measures, Scored, device_of, forward, to_device
-from .sources import Source
+from .scoring import Measures, Scored, check_finite_scores, device_of, forward, to_device
+from .sources import SAME_EVERY_PASS, Batch, Source
 
-__all__ = ["CellMeasures", "CellRunner"]
+__all__ = ["CellMeasures", "CellRunner", "psnr_peaks"]
 
 Attack = Callable[[Mapping[str, Tensor], Tensor], AttackResult]
-
-
-class CellMeasures:
-    """The streaming measures of one cell; :meth:`result` makes its :class:`CellResult`.
-
-    To add a measure: create its metric in ``__init__``, update it in the ``add_*`` method that
-    receives what it needs, read it in :meth:`result` (and give :class:`CellResult` a field).
-
-    Args:
-        budgets: ``{attacked modality: Budget}`` of the cell (PSNR for finite bounds).
-        measure: the cell's headline measure for a binary task, ``"ap"`` or ``"accuracy"``
-            (a multi-class task is always measured by accuracy).
-    """
-
-    def __init__(self, budgets: Mapping[str, Budget], *, measure: str = "ap") -> None:
-        self.modalities = tuple(budgets)
-        self.measure, self.classes, self.binary = measure, 2, True
-        self.map_clean, self.map_adv = AveragePrecision(), AveragePrecision()
-        self.success, self.accuracy, self.accuracy_clean = SuccessRate(), Accuracy(), Accuracy()
-        self.top1 = {"clean": 0, "adv": 0, "broken": 0}
-        self.ecr = ECR()
-        self.snr = {m: SNR() for m in budgets}
-        peaks = {m: _width(b) for m, b in budgets.items()}
-        self.psnr = {m: PSNR(data_range=peak) for m, peak in peaks.items() if peak}
-        self.linf = {m: MaxAbs() for m in budgets}
-        self.per_clip: dict[str, Any] = {"labels": [], "clean": [], "adv": [], "ecr": {}}
-        self.clips = self.frames = 0
-        self.broken_by: dict[str, int] | None = None
-
-    def add(self, clean: Scored, adv: Scored) -> None:
-        """A batch's clean and adversarial outputs, scored (:meth:`Measures.score`)."""
-        if clean.binary:
-            self.add_scores(clean.values, adv.values, clean.labels, classes=clean.classes)
-        else:
-            self.add_predictions(clean.values, adv.values, clean.labels, classes=clean.classes)
-
-    def add_scores(self, clean: Tensor, adv: Tensor, labels: Tensor, *, classes: int = 2) -> None:
-        """A batch's clean and adversarial scores and its labels, all ``(B, ...)`` on the CPU
-        (a binary task; ``classes`` is the logits' class count)."""
-        self.classes = classes
-        self.map_clean.update(clean, labels)
-        self.map_adv.update(adv, labels)
-        self.success.update(adv, labels)
-        self.accuracy.update(adv, labels)
-        self.accuracy_clean.update(clean, labels)
-        self._keep(clean, adv, labels)
-
-    def add_predictions(self, clean: Tensor, adv: Tensor, labels: Tensor, *, classes: int) -> None:
-        """A batch of a multi-class task: the clean and adversarial top-1 classes and the
-        labels, all ``(B, ...)`` int64 on the CPU; ``classes`` is the logits' class count."""
-        self.binary, self.classes = False, classes
-        right = adv == labels
-        self.top1["clean"] += int((clean == labels).sum())
-        self.top1["adv"] += int(right.sum())
-        wrong = (~right).reshape(right.shape[0], -1).float().mean(dim=1)
-        self.top1["broken"] += int((wrong > 0.5).sum())
-        self._keep(clean, adv, labels)
-
-    def _keep(self, clean: Tensor, adv: Tensor, labels: Tensor) -> None:
-        """Count the batch and keep its per-clip labels and scores (or classes)."""
-        batch = int(labels.shape[0])
-        self.clips += batch
-        self.frames += int(labels.numel())
-        self.per_clip["labels"] += [
-            [int(v) for v in row] for row in labels.reshape(batch, -1).tolist()
-        ]
-        rows = _float32_rows if self.binary else _int_rows
-        self.per_clip["clean"] += rows(clean.reshape(batch, -1))
-        self.per_clip["adv"] += rows(adv.reshape(batch, -1))
-
-    def add_embeddings(self, clean: Mapping[str, Tensor], adv: Mapping[str, Tensor]) -> None:
-        """A batch's clean and adversarial embeddings ``{modality: (B, ..., D)}``."""
-        if not clean:
-            return
-        self.ecr.update(dict(clean), {m: adv[m] for m in clean})
-        for m in clean:
-            ratios = ecr_per_frame(clean[m], adv[m])
-            per_clip = ratios.reshape(ratios.shape[0] if ratios.ndim else 1, -1).double().mean(1)
-            self.per_clip["ecr"].setdefault(m, []).extend(per_clip.cpu().tolist())
-
-    def add_broken_by(self, counts: Mapping[str, int]) -> None:
-        """A batch's clips broken per attack of an ensemble (``EnsembleResult.broken_by``)."""
-        total = {} if self.broken_by is None else self.broken_by
-        for name, count in counts.items():
-            total[name] = total.get(name, 0) + int(count)
-        self.broken_by = total
-
-    def add_change(self, modality: str, x: Tensor, x_adv: Tensor) -> None:
-        """A batch of one attacked modality, clean and adversarial, ``(B, ...)``."""
-        self.snr[modality].update(x, x_adv)
-        if modality in self.psnr:
-            self.psnr[modality].update(x, x_adv)
-        self.linf[modality].update(x, x_adv)
-
-    def result(self, rule: str, eps: float, seconds: float) -> CellResult:
-        """The cell's measures over every batch added."""
-        ecr = self.ecr.compute() if self.per_clip["ecr"] else {}
-        if self.binary:
-            scores = {
-                "map_clean": float(self.map_clean.compute()),
-                "map_adv": float(self.map_adv.compute()),
-                "success_rate": float(self.success.compute()),
-                "frame_error_rate": float(1 - self.accuracy.compute()),
-                "accuracy_clean": float(self.accuracy_clean.compute()),
-                "accuracy_adv": float(self.accuracy.compute()),
-            }
-        else:
-            frames, clips = max(self.frames, 1), max(self.clips, 1)
-            scores = {
-                "map_clean": math.nan,
-                "map_adv": math.nan,
-                "success_rate": self.top1["broken"] / clips,
-                "frame_error_rate": 1 - self.top1["adv"] / frames,
-                "accuracy_clean": self.top1["clean"] / frames,
-                "accuracy_adv": self.top1["adv"] / frames,
-            }
-        return CellResult(
-            rule=rule,
-            eps=eps,
-            modalities=self.modalities,
-            ecr={m: float(v) for m, v in ecr.items()},  # type: ignore[union-attr]
-            snr_db={m: float(v.compute()) for m, v in self.snr.items()},
-            psnr_db={m: float(v.compute()) for m, v in self.psnr.items()},
-            linf={m: float(v.compute()) for m, v in self.linf.items()},
-            samples=self.clips,
-            frames=self.frames,
-            seconds=seconds,
-            per_clip=self.per_clip,
-            measure="accuracy" if not self.binary else self.measure,
-            classes=self.classes,
-            broken_by=None if self.broken_by is None else dict(self.broken_by),
-            **scores,
-        )
-
-
-def _width(budget: Budget) -> float | None:
-    """The width of a budget's bounds (the PSNR peak); ``None`` without finite bounds."""
-    if budget.bounds is None or not math.isfinite(budget.bounds[1] - budget.bounds[0]):
-        return None
-    return float(budget.bounds[1] - budget.bounds[0])
-
-
-def _int_rows(values: Tensor) -> list[list[int]]:
-    """The rows of a ``(B, F)`` integer tensor as lists of ints."""
-    return [[int(v) for v in row] for row in values.tolist()]
-
-
-def _float32_rows(values: Tensor) -> list[list[float]]:
-    """The rows of a ``(B, F)`` tensor as lists of floats at float32 precision: the shortest
-    decimals that give the float32 back, so a results file stays small."""
-    return [[float(str(v)) for v in row] for row in values.float().numpy()]
 
 
 class CellRunner:
@@ -233,6 +68,73 @@ class CellRunner:
         self.selection, self.measures, self.grid = selection, measures, grid
         self.device, self.attack_device = device_of(model), device_of(attacker)
         self._clean: dict[int, tuple[Scored, dict[str, Tensor]]] = {}
+        self.digests: dict[int, bytes] | None = None
+        self.ranges: Mapping[str, Sequence[float]] | None = None
+
+    def prepare(
+        self,
+        cells: Sequence[GridCell],
+        digests: Mapping[int, bytes],
+        clean: Mapping[str, Any],
+    ) -> None:
+        """Before any attack: keep the selected clips' content digests (from the pass that chose
+        them, on rank 0) to check every later read against, and the data's value ranges (the
+        clean measures' ``ranges``); with cells to compute, refuse a task the worst case would
+        not attack (:meth:`check_task`), warn once per modality whose data is in other units
+        than its budgets' bounds, and on every rank but 0 read the selected clips once and
+        compare them with rank 0's.
+
+        Raises:
+            ValueError: as :meth:`check_task`; a clip with other content than rank 0 read.
+        """
+        self.digests, self.ranges = dict(digests), clean.get("ranges")
+        if not cells:
+            return
+        self.check_task(cells)
+        _warn_units(self.grid, cells, self.ranges)
+        self._warn_coupling()
+        if not self.ranks.main:
+            seen: list[int] = []
+            for part, (inputs, labels) in self.source.batches(self.selection):
+                self._check_clips(part, inputs, labels)
+                seen += part
+            self._check_seen(seen)
+
+    def _warn_coupling(self) -> None:
+        """Warn once when the first batch's clips change each other's logits
+        (:func:`~avrobust.batch_coupling`, on the target and on a surrogate): the results then
+        depend on ``batch_size`` and the attacks' batched restarts."""
+        for _, (inputs, _labels) in self.source.batches(self.selection):
+            models = {"model": self.model, "surrogate": self.attacker}
+            for name, model in models.items():
+                if name == "surrogate" and model is self.model:
+                    continue
+                inputs = to_device(inputs, device_of(model))
+                found = batch_coupling(model, inputs)
+                if found.coupled:
+                    warnings.warn(f"evaluate: {name}: {found.sentence}", UserWarning, stacklevel=4)
+            return
+
+    def _check_clips(self, part: list[int], inputs: Mapping[str, Tensor], labels: Tensor) -> None:
+        """Refuse clips whose content differs from the pass that chose them."""
+        if self.digests is None:
+            return
+        for i, digest in zip(part, clip_digests(inputs, labels)):
+            if self.digests.get(i) != digest:
+                where = "" if self.ranks.world == 1 else f" (on rank {self.ranks.rank})"
+                raise ValueError(
+                    f"data: clip {i} has other content on this read{where} than when evaluate "
+                    "chose the clips (on rank 0): the data changes between passes (a sampler "
+                    "that shuffles or is reseeded, random augmentation) or between ranks. "
+                    + SAME_EVERY_PASS
+                )
+
+    def _check_seen(self, seen: list[int]) -> None:
+        if seen != self.selection:
+            raise ValueError(
+                f"data: a second pass over it gave {len(seen)} of the {len(self.selection)} "
+                "selected clips. " + SAME_EVERY_PASS
+            )
 
     def check_task(self, cells: Sequence[GridCell]) -> None:
         """Refuse, before any attack, worst-case cells of a task the ensemble would not attack:
@@ -276,15 +178,38 @@ class CellRunner:
         measure.
 
         Raises:
-            ValueError: the data lacks an attacked modality, or gives other clips on this pass.
+            ValueError: the data lacks an attacked modality, or gives other clips (or other
+                content) on this pass. With ranks, a rank's error is raised on every rank.
         """
         start = time.perf_counter()
         budgets = self.grid.budgets_at(cell.eps, cell.modalities)
         attack = self._attack(cell, budgets, seed)
-        measures = CellMeasures(budgets, measure=self.measure)
+        peaks = psnr_peaks(budgets, self.ranges)
+        measures = CellMeasures(budgets, measure=self.measure, peaks=peaks)
         parts: list[tuple[int, CellMeasures]] = []
-        seen: list[int] = []
         failure: Exception | None = None
+        try:
+            with warnings.catch_warnings():
+                # prepare() warned once for the whole data; the attack would repeat it per batch
+                warnings.filterwarnings("ignore", MESSAGE_PATTERN, UserWarning)
+                for number, part, (inputs, labels) in self._batches(cell):
+                    if self.ranks.world > 1:  # one measures per batch, merged in batch order
+                        measures = CellMeasures(budgets, measure=self.measure, peaks=peaks)
+                        parts.append((number, measures))
+                    self._attack_batch(attack, cell, (number, part), inputs, labels, measures)
+        except Exception as error:  # with ranks: raised on every rank after the gather
+            if self.ranks.world == 1:
+                raise
+            failure = error
+        seconds = time.perf_counter() - start
+        if self.ranks.world > 1:
+            measures, seconds = gather_measures(self.ranks, parts, seconds, failure=failure)
+        return measures.result(cell.rule_name, cell.eps, seconds)
+
+    def _batches(self, cell: GridCell) -> Iterator[tuple[int, list[int], Batch]]:
+        """This rank's batches of the selected clips, each checked against the pass that chose
+        them before it is attacked; the whole pass is checked to give every selected clip."""
+        seen: list[int] = []
         for number, (part, (inputs, labels)) in enumerate(self.source.batches(self.selection)):
             seen += part
             missing = [m for m in cell.modalities if m not in inputs]
@@ -293,28 +218,10 @@ class CellRunner:
                     f"Grid.modalities: the data has no input {missing}; its inputs are "
                     f"{sorted(inputs)}"
                 )
-            if not self.ranks.mine(number) or failure is not None:
-                continue
-            if self.ranks.world > 1:  # one measures per batch, merged in batch order
-                measures = CellMeasures(budgets, measure=self.measure)
-                parts.append((number, measures))
-            try:
-                self._attack_batch(attack, cell, number, inputs, labels, measures)
-            except Exception as error:  # with ranks: raised on every rank after the gather
-                if self.ranks.world == 1:
-                    raise
-                failure = error
-        if seen != self.selection:
-            raise ValueError(
-                f"data: a second pass over it gave {len(seen)} of the {len(self.selection)} "
-                "selected clips; pass data that gives the same clips every time it is iterated "
-                "(a Dataset, a list of batches, a DataLoader without shuffling), not a one-shot "
-                "iterator such as a generator"
-            )
-        seconds = time.perf_counter() - start
-        if self.ranks.world > 1:
-            measures, seconds = gather_measures(self.ranks, parts, seconds, failure=failure)
-        return measures.result(cell.rule_name, cell.eps, seconds)
+            if self.ranks.mine(number):
+                self._check_clips(part, inputs, labels)
+                yield number, part, (inputs, labels)
+        self._check_seen(seen)
 
     def _attack(self, cell: GridCell, budgets: dict[str, Budget], seed: int) -> Attack:
         """The cell's attack on the attacker: its recipe's, or a step rule's."""
@@ -333,18 +240,22 @@ class CellRunner:
         self,
         attack: Attack,
         cell: GridCell,
-        number: int,
+        batch: tuple[int, list[int]],
         inputs: dict[str, Tensor],
         labels: Tensor,
         measures: CellMeasures,
     ) -> None:
-        """Attack batch ``number`` and add its clean and adversarial measures to ``measures``."""
+        """Attack batch ``batch = (number, clip ids)`` and add its clean and adversarial
+        measures to ``measures``."""
+        number, part = batch
         inputs, labels = to_device(inputs, self.device), labels.to(self.device)
         clean_scores, clean_emb = self._clean_out(number, inputs, labels)
         result = attack(to_device(inputs, self.attack_device), labels.to(self.attack_device))
         adv = to_device(result.inputs, self.device)
         out = forward(self.model, adv)
-        measures.add(clean_scores, self.measures.score(out, labels.cpu()))
+        adv_scores = self.measures.score(out, labels.cpu())
+        check_finite_scores(part, adv_scores, f"the adversarial inputs of cell {cell.key}")
+        measures.add(clean_scores, adv_scores)
         if isinstance(result, EnsembleResult):
             measures.add_broken_by(result.broken_by)
         names = self.measures.embedding_names(out, inputs)
@@ -352,3 +263,26 @@ class CellRunner:
         measures.add_embeddings({m: clean_emb[m] for m in adv_emb}, adv_emb)
         for m in cell.modalities:
             measures.add_change(m, inputs[m].float(), adv[m].float())
+
+
+def _warn_units(
+    grid: Grid, cells: Sequence[GridCell], ranges: Mapping[str, Sequence[float]] | None
+) -> None:
+    """Warn once per modality whose data (``ranges``, from the clean pass) is in other units
+    than the bounds of its budget in ``cells`` (:func:`~avrobust.attacks.units_disagree`)."""
+    if not ranges:
+        return
+    warned: set[str] = set()
+    for cell in cells:
+        for m, budget in grid.budgets_at(cell.eps, cell.modalities).items():
+            seen = ranges.get(m)
+            if m in warned or seen is None or budget.bounds is None:
+                continue
+            if units_disagree(float(seen[0]), float(seen[1]), budget.bounds):
+                warned.add(m)
+                message = units_message(
+                    f"data[{m!r}]", float(seen[0]), float(seen[1]), budget.bounds
+                )
+                warnings.warn(
+                    message + "; the PSNR peak is the data's span", UserWarning, stacklevel=4
+                )

@@ -13,7 +13,7 @@ else ``m``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
@@ -281,3 +281,49 @@ def clip_positive(labels: Tensor) -> Tensor:
     if labels.ndim == 1:
         return labels.bool()
     return labels.float().mean(dim=tuple(range(1, labels.ndim))) > 0.5
+
+
+def check_finite_clips(ids: Sequence[int], inputs: Mapping[str, Tensor]) -> None:
+    """Refuse a batch whose floating inputs hold NaN/Inf, naming the first such clip (by its
+    index in the data) and modality.
+
+    Raises:
+        ValueError: ``data[i]['modality']: ...``.
+    """
+    for name, x in inputs.items():
+        found = _first_non_finite(x) if x.is_floating_point() else None
+        if found is not None:
+            row, count = found
+            raise ValueError(
+                f"data[{ids[row]}][{name!r}]: holds {count} NaN/Inf values (of "
+                f"{x[row].numel()}); no attack or measure is defined there: fix or leave out that "
+                "clip"
+            )
+
+
+def check_finite_scores(ids: Sequence[int], scored: Scored, where: str) -> None:
+    """Refuse NaN/Inf binary scores, naming the first clip (by its index in the data) and
+    where they came from (``where``: e.g. "the clean inputs").
+
+    Raises:
+        ValueError: naming ``model`` / ``Measures.score_fn`` and the clip.
+    """
+    found = _first_non_finite(scored.values) if scored.binary else None
+    if found is not None:
+        row, count = found
+        raise ValueError(
+            f"model / Measures.score_fn: gave {count} NaN/Inf scores for clip {ids[row]} of the "
+            f"data at {where}; the model's output there is not a number (an overflow, a log of "
+            "0, a division by 0 in forward or in score_fn?)"
+        )
+
+
+def _first_non_finite(x: Tensor) -> tuple[int, int] | None:
+    """``(row, count)``: the first row of ``(B, ...)`` holding NaN/Inf and how many; ``None``."""
+    if x.numel() == 0:
+        return None
+    bad = (~torch.isfinite(x.detach())).reshape(x.shape[0], -1).sum(dim=1)
+    if not bool(bad.any()):
+        return None
+    row = int(torch.nonzero(bad)[0])
+    return row, int(bad[row])

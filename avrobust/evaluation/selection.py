@@ -13,7 +13,7 @@ evaluation.tasks`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,18 @@ from torch import Tensor, nn
 
 from .._checks import check_bool, check_choice, check_fraction, check_int, describe
 from ..metrics import average_precision
-from .fingerprints import clip_digests, data_digest
-from .scoring import Measures, ScoreFn, clip_positive, device_of, forward, frame_correct, to_device
+from .fingerprints import clip_digests
+from .scoring import (
+    Measures,
+    ScoreFn,
+    check_finite_clips,
+    check_finite_scores,
+    clip_positive,
+    device_of,
+    forward,
+    frame_correct,
+    to_device,
+)
 from .sources import Source
 from .tasks import balanced_per_class, clip_classes, task_measure
 
@@ -98,6 +108,8 @@ class CleanPass:
         classes: each clip's class for a multi-class task (:func:`~avrobust.evaluation.tasks.
             clip_classes`); ``None`` for a binary task.
         num_classes: the class count ``C`` of the model's logits.
+        ranges: ``{modality: (min, max)}`` of every clip's finite values, in the input's units
+            (what the data's units are, to compare with the budgets' bounds).
     """
 
     ids: list[int]
@@ -108,6 +120,7 @@ class CleanPass:
     digests: list[bytes]
     classes: list[int] | None = None
     num_classes: int = 2
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def clean_pass(
@@ -123,9 +136,13 @@ def clean_pass(
     found.update(labels=[], digests=[])
     classes: list[int] = []
     kinds: set[tuple[bool, int]] = set()
+    ranges: dict[str, tuple[float, float]] = {}
     for part, (inputs, y) in source.batches(None):
+        check_finite_clips(part, inputs)
         found["digests"] += clip_digests(inputs, y)
+        _widen(ranges, inputs)
         scored = measures.score(forward(model, to_device(inputs, device)), y.cpu())
+        check_finite_scores(part, scored, "the clean inputs")
         s, y = scored.values, scored.labels
         kinds.add((scored.binary, scored.classes))
         right = frame_correct(s, y) if scored.binary else s == y
@@ -144,7 +161,22 @@ def clean_pass(
             f"model: its logits changed task between batches (binary, classes): {sorted(kinds)}"
         )
     binary, count = kinds.pop()
-    return CleanPass(**found, classes=None if binary else classes, num_classes=count)
+    return CleanPass(**found, ranges=ranges, classes=None if binary else classes, num_classes=count)
+
+
+def _widen(ranges: dict[str, tuple[float, float]], inputs: dict[str, Tensor]) -> None:
+    """Widen ``{modality: (min, max)}`` to the finite values of a batch's floating inputs."""
+    for name, x in inputs.items():
+        if not x.is_floating_point() or x.numel() == 0:
+            continue
+        values = x.detach()
+        values = values[torch.isfinite(values)]
+        if values.numel() == 0:
+            continue
+        low, high = (float(v) for v in torch.aminmax(values))
+        if name in ranges:
+            low, high = min(low, ranges[name][0]), max(high, ranges[name][1])
+        ranges[name] = (low, high)
 
 
 def correct_samples(
@@ -213,7 +245,9 @@ def balanced_subset(
     if available == 0:
         raise ValueError(
             f"cannot balance speaking and not-speaking clips: {len(pos)} speaking and {len(neg)} "
-            "not-speaking candidates (correctly predicted ones, with Selection(clips='correct'))"
+            "not-speaking candidates (correctly predicted ones, with Selection(clips='correct')); "
+            "pass Selection(balance=False) (avrobust evaluate: --no-balance) to attack the "
+            "candidates as they come, or give data with clips of both kinds"
         )
     count = available if per_class is None else check_int(per_class, "per_class", min_value=1)
     if count > available:
@@ -278,16 +312,18 @@ def select(
     seed: int,
     *,
     objective: Any = "training",
-) -> tuple[dict[str, Any], list[int], str]:
+) -> tuple[dict[str, Any], list[int], list[bytes]]:
     """The clean pass and the choice: the report's clean measures, the attacked clips and their
-    content fingerprint.
+    content digests (:func:`~avrobust.evaluation.fingerprints.clip_digests`, in the clips'
+    order).
 
     The clean measures of a binary task measured by AP: ``map_all``, ``samples_total``,
     ``samples_correct``, ``map_selected``, ``samples_selected``, ``positives_selected``. With
     accuracy as the measure, also ``measure`` (``"accuracy"``), ``classes`` (``C``),
     ``accuracy_all`` and ``accuracy_selected`` (top-1, over frames for frame labels); a
     multi-class task has those instead of mAP, and ``classes_selected`` (``{class: clips}``)
-    instead of ``positives_selected``.
+    instead of ``positives_selected``. Every task: ``ranges`` (``{modality: [min, max]}`` of
+    the data's values, for the PSNR peak and the check of the data's units).
 
     Args:
         model: the target.
@@ -326,7 +362,8 @@ def select(
     else:
         counts = np.bincount([found.classes[j] for j in rows], minlength=found.num_classes)  # type: ignore[index]
         clean["classes_selected"] = {str(k): int(n) for k, n in enumerate(counts) if n}
-    return clean, chosen, data_digest([found.digests[j] for j in rows])
+    clean["ranges"] = {m: list(r) for m, r in sorted(found.ranges.items())}
+    return clean, chosen, [found.digests[j] for j in rows]
 
 
 def _accuracy(found: CleanPass, rows: Any) -> float:

@@ -12,34 +12,56 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
+from torch.utils.data.distributed import DistributedSampler
 
-from .._checks import describe
+from .._checks import check_int, describe
 
-__all__ = ["Batch", "Source"]
+__all__ = ["MAX_CLIPS", "SAME_EVERY_PASS", "Batch", "Source", "check_loader"]
 
 Batch = tuple[dict[str, Tensor], Tensor]
+
+MAX_CLIPS = 1_000_000
+"""The default cap on the clips of data of unknown length (:func:`~avrobust.evaluation.evaluate`'s
+``max_clips``): more, and the data is taken for an endless iterable and refused."""
+
+SAME_EVERY_PASS = (
+    "evaluate reads the data once for the clean pass and once more per grid cell, and a clip "
+    "must be the same every time: pass a map-style Dataset, a list of batches, or a "
+    "DataLoader(dataset, shuffle=False) without random augmentation"
+)
 
 
 class Source:
     """A data source seen as numbered clips, handed out in batches of selected clips.
 
     Args:
-        data: a map-style ``Dataset`` of ``(inputs, labels)`` items, an iterable of
+        data: a map-style ``Dataset`` of ``(inputs, labels)`` items, an ``IterableDataset`` of
+            such items (batched here, in the order it gives them), an iterable of
             ``(inputs, labels)`` batches that gives the same batches each time, or one pair
             ``(inputs, labels)`` of stacked tensors (see :func:`~avrobust.evaluation.evaluate`).
-        batch_size: clips per batch (datasets and stacked tensors; an iterable keeps its own).
+        batch_size: clips per batch (datasets and stacked tensors; an iterable of batches keeps
+            its own).
+        max_clips: data of unknown length (an iterable without ``len``) that gives more clips
+            than this in one pass is refused as endless (``itertools.cycle`` of batches, a
+            stream that repeats), instead of filling the memory.
 
     Raises:
-        TypeError: ``data`` of none of these kinds (the message names ``data``).
-        ValueError: stacked inputs and labels of different batch sizes.
+        TypeError: ``data`` of none of these kinds, or an iterator that can be read only once
+            (a generator, ``iter(loader)``, ``itertools.cycle``) (the message names ``data``).
+        ValueError: stacked inputs and labels of different batch sizes; a ``DataLoader`` that
+            shuffles or shards (:func:`check_loader`); more than ``max_clips`` clips of data
+            of unknown length.
     """
 
-    def __init__(self, data: Any, batch_size: int) -> None:
+    def __init__(self, data: Any, batch_size: int, *, max_clips: int = MAX_CLIPS) -> None:
         self.batch_size = batch_size
+        self.max_clips = check_int(max_clips, "max_clips", min_value=1)
         self.stacked: Batch | None = None
         self.dataset: Dataset[Any] | None = None
         self.iterable: Iterable[Any] | None = None
+        self.items = False  # the iterable gives single clips (an IterableDataset), not batches
+        check_loader(data)
         if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Mapping):
             inputs, labels = data
             self.stacked = (_check_inputs(inputs, "data[0]"), _check_labels(labels, "data[1]"))
@@ -50,10 +72,17 @@ class Source:
                     f"{ {k: tuple(v.shape) for k, v in inputs.items()} } and labels "
                     f"{tuple(labels.shape)}"
                 )
+        elif isinstance(data, IterableDataset):
+            self.iterable, self.items = data, True
         elif (
             isinstance(data, Dataset) and hasattr(data, "__getitem__") and hasattr(data, "__len__")
         ):
             self.dataset = data
+        elif isinstance(data, Iterator):
+            raise TypeError(
+                f"data: got {type(data).__name__}, an iterator that can be read only once (a "
+                "generator, iter(loader), itertools.cycle or map), but " + SAME_EVERY_PASS
+            )
         elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)):
             self.iterable = data
         else:
@@ -65,12 +94,21 @@ class Source:
             )
 
     def size(self) -> int | None:
-        """Number of clips (``None`` for a plain iterable of batches: unknown until iterated)."""
+        """Number of clips (``None`` for an iterable: unknown until iterated)."""
         if self.stacked is not None:
             return int(self.stacked[1].shape[0])
         if self.dataset is not None:
             return len(self.dataset)  # type: ignore[arg-type]
         return None
+
+    def _capped(self, offset: int) -> None:
+        """Refuse data of unknown length once it has given more than ``max_clips`` clips."""
+        if offset > self.max_clips:
+            raise ValueError(
+                f"data: gave more than max_clips={self.max_clips} clips in one pass and has no "
+                "len(): an endless iterable (itertools.cycle, a stream that repeats)? Pass data "
+                "that ends, or raise evaluate's max_clips if it is truly this large"
+            )
 
     def batches(self, ids: Sequence[int] | None) -> Iterator[tuple[list[int], Batch]]:
         """Yield ``(clip ids, (inputs, labels))``; ``ids=None`` means every clip."""
@@ -89,23 +127,38 @@ class Source:
     def _dataset_batches(self, ids: Sequence[int] | None) -> Iterator[tuple[list[int], Batch]]:
         dataset = self.dataset
         chosen = list(range(len(dataset))) if ids is None else list(ids)  # type: ignore[arg-type]
+        yield from self._grouped((i, dataset[i]) for i in chosen)  # type: ignore[index]
+
+    def _numbered_items(self, ids: Sequence[int] | None) -> Iterator[tuple[int, Any]]:
+        """The wanted clips of an ``IterableDataset``, numbered in the order it gives them."""
+        wanted = None if ids is None else set(ids)
+        for i, item in enumerate(self.iterable or ()):
+            self._capped(i + 1)
+            if wanted is None or i in wanted:
+                yield i, item
+
+    def _grouped(self, items: Iterable[tuple[int, Any]]) -> Iterator[tuple[list[int], Batch]]:
+        """Numbered ``(inputs, labels)`` clips stacked into batches of up to ``batch_size``
+        clips of equal shapes, in the order given."""
         group: list[int] = []
-        items: list[Batch] = []
+        batch: list[Batch] = []
         shapes: Any = None
-        for i in chosen:
-            item = dataset[i]  # type: ignore[index]
+        for i, item in items:
             inputs, labels = _split_item(item, f"data[{i}]")
             item_shapes = ({k: tuple(v.shape) for k, v in inputs.items()}, tuple(labels.shape))
-            if items and (item_shapes != shapes or len(items) == self.batch_size):
-                yield group, _stack(items)
-                group, items = [], []
+            if batch and (item_shapes != shapes or len(batch) == self.batch_size):
+                yield group, _stack(batch)
+                group, batch = [], []
             shapes = item_shapes
             group.append(i)
-            items.append((inputs, labels))
-        if items:
-            yield group, _stack(items)
+            batch.append((inputs, labels))
+        if batch:
+            yield group, _stack(batch)
 
     def _iterable_batches(self, ids: Sequence[int] | None) -> Iterator[tuple[list[int], Batch]]:
+        if self.items:
+            yield from self._grouped(self._numbered_items(ids))
+            return
         wanted = None if ids is None else set(ids)
         offset = 0
         for number, batch in enumerate(self.iterable or ()):
@@ -118,6 +171,7 @@ class Source:
                 picked = ({k: v[index] for k, v in inputs.items()}, labels[index])
                 yield [offset + r for r in rows], picked
             offset += size
+            self._capped(offset)
 
 
 def _split_item(item: Any, name: str) -> Batch:
@@ -151,3 +205,30 @@ def _check_labels(labels: Any, name: str) -> Tensor:
             f"{name}: expected integer labels (B,) or frame labels (B, T), got {describe(labels)}"
         )
     return labels
+
+
+def check_loader(data: Any) -> None:
+    """Refuse a ``DataLoader`` whose sampler gives other clips on another pass or on another
+    rank: a shuffling one (``shuffle=True``, a ``RandomSampler``) or a ``DistributedSampler``
+    (each rank would see a part of the data; :func:`~avrobust.evaluation.evaluate` shards the
+    batches over the ranks itself). Other data passes through; content that changes between
+    passes anyway (random augmentation) is caught when the clips are read again.
+
+    Raises:
+        ValueError: naming ``data``, the sampler and the fix.
+    """
+    if not isinstance(data, DataLoader):
+        return
+    samplers = [data.sampler, getattr(data.batch_sampler, "sampler", None)]
+    if any(isinstance(s, DistributedSampler) for s in samplers):
+        raise ValueError(
+            "data: a DataLoader with a DistributedSampler gives each rank a part of the data, "
+            "but evaluate wants every rank to get the whole data (the same on every rank) and "
+            "shards the batches over the ranks itself: pass DataLoader(dataset, shuffle=False) "
+            "without the DistributedSampler"
+        )
+    if any(isinstance(s, RandomSampler) for s in samplers):
+        raise ValueError(
+            "data: a DataLoader with shuffle=True (a RandomSampler) gives other clips in "
+            "another order on every pass, but " + SAME_EVERY_PASS
+        )

@@ -10,7 +10,8 @@ resumes, appends to and repairs:
   it at once; :meth:`~ResultsFile.start` writes a new file's first line;
   :meth:`~ResultsFile.append` adds a finished cell's line, flushed to disk;
 * :func:`atomic_write` replaces a file through a temporary file in the same folder and
-  ``os.replace``: a kill or a full disk leaves the old file or the new one, never a cut one;
+  ``os.replace``: a kill or a full disk leaves the old file or the new one, never a cut one
+  (:mod:`~avrobust.evaluation._atomic`; a symbolic link stays a link, its target is written);
 * :class:`ResultsLock` holds ``<results>.lock`` (created with ``O_CREAT | O_EXCL``, holding the
   process id and host) for the whole run, so a second run on the same file stops at once.
 """
@@ -25,16 +26,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._checks import check_bool, describe
+from ._atomic import alive, atomic_write, remove_stale_temporaries, written_file
 from .records import (
     FORMAT,
+    NotResultsFile,
     Stored,
     StoredCell,
     cell_record,
     dump_record,
+    not_results_file,
     parse_results,
 )
 
-__all__ = ["ResultsFile", "ResultsLock", "Store", "atomic_write", "read_results"]
+__all__ = [
+    "ResultsFile",
+    "ResultsLock",
+    "Store",
+    "atomic_write",
+    "read_results",
+    "remove_stale_temporaries",
+    "written_file",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -44,9 +56,11 @@ class Store:
     """Where an evaluation keeps its results, and whether it resumes them.
 
     Attributes:
-        path: a JSON-lines file (``None``: keep nothing). The run's settings, selection and a
-            fingerprint of the selected clips' content are written first, then one line per
-            finished cell with what defines it (rule, eps, modalities, budgets) and a checksum.
+        path: a JSON-lines file (``None``: keep nothing; a symbolic link: its target; a file
+            there that evaluate did not write is refused, never replaced). The run's settings,
+            selection and a fingerprint of the selected clips' content are written first, then
+            one line per finished cell with what defines it (rule, eps, modalities, budgets) and
+            a checksum.
             ``<path>.lock`` marks a run in progress: a second run on the same file stops at once.
         resume: read ``path`` if it exists, reuse its cells of this grid and keep its other cells
             (``False``: start it afresh; the old file is replaced, at once, when the new one's
@@ -72,29 +86,6 @@ class Store:
         return None if self.path is None else os.fspath(self.path)
 
 
-# ----------------------------------------------------------------------------- writing
-
-
-def atomic_write(path: str, text: str) -> None:
-    """Replace ``path`` by a file holding ``text``, all at once: ``text`` goes to a temporary
-    file in the same folder, is flushed to disk, then renamed over ``path``. If anything fails
-    before the rename, ``path`` is as it was and the temporary file is removed."""
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 # ----------------------------------------------------------------------------- lock
 
 
@@ -108,7 +99,7 @@ class ResultsLock:
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self.lock = None if path is None else f"{path}.lock"
+        self.lock = None if path is None else f"{written_file(path)}.lock"  # a link: its target
         self.token = f"{os.getpid()} {socket.gethostname()}\n"
 
     def __enter__(self) -> ResultsLock:
@@ -119,7 +110,7 @@ class ResultsLock:
             os.makedirs(parent, exist_ok=True)
         if not self._create():
             owner = _lock_owner(self.lock)
-            if owner is None or owner[1] != socket.gethostname() or _alive(owner[0]):
+            if owner is None or owner[1] != socket.gethostname() or alive(owner[0]):
                 raise RuntimeError(_busy_message(self.path, self.lock, owner))
             warnings.warn(
                 f"Store.path: took over the lock {self.lock} left by process {owner[0]}, which "
@@ -163,18 +154,6 @@ def _lock_owner(lock: str) -> tuple[int, str] | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill would end the process there: assume it runs
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it runs under another user
-        return True
-    return True
-
-
 def _busy_message(path: Any, lock: str, owner: tuple[int, str] | None) -> str:
     who = "another run" if owner is None else f"process {owner[0]} on {owner[1]}"
     return (
@@ -191,10 +170,19 @@ def read_results(path: PathLike) -> Stored:
 
     Raises:
         FileNotFoundError: no file.
+        NotResultsFile: a file avrobust did not write as a results file (binary data, or a
+            first line that is not one of its records); the message names the file.
         ValueError: a line that is not as evaluate wrote it (the message gives ``path:line``).
     """
-    with open(path) as handle:
-        text = handle.read()
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        if b"\0" in data:
+            raise UnicodeError("a NUL byte")
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as text mode
+    except UnicodeError:
+        why = "it holds binary data, not the JSON lines evaluate writes"
+        raise NotResultsFile(not_results_file(os.fspath(path), why)) from None
     return parse_results(text, os.fspath(path))
 
 
@@ -220,35 +208,28 @@ class ResultsFile:
 
         Raises:
             ValueError: a file of another evaluation (the message names what differs) or of
-                other data; a line that is not as evaluate wrote it.
+                other data; a line that is not as evaluate wrote it; a file avrobust did not
+                write (:class:`~avrobust.evaluation.records.NotResultsFile`).
         """
-        if self.path is None or not os.path.exists(self.path):
+        if self.path is None:
+            return None, {}
+        remove_stale_temporaries(self.path)
+        if not os.path.exists(self.path):
             return None, {}
         stored = read_results(self.path)
         if stored.meta is None:
             return None, {}
         meta = stored.meta
-        unchecked = {"objective_code", "score_fn_code"} if stored.format == 1 else set()
-        # the budgets' name only labels them: each cell line holds the budgets themselves
-        compared = (set(config) | set(meta["config"])) - unchecked - {"budgets", "eps_name"}
-        differs = sorted(k for k in compared if config.get(k) != meta["config"].get(k))
+        differs, unrecorded = _compare(config, meta["config"], stored.format)
         if differs:
             raise ValueError(
                 f"Store.path: {self.path} holds results of a different evaluation (it differs in "
-                f"{differs}); pass another Store.path, delete it, or use Store(resume=False) to "
-                "overwrite"
+                f"{differs}{_MODEL_HINT if {'model', 'surrogate_model'} & set(differs) else ''}); "
+                "pass another Store.path, delete it, or use Store(resume=False) to overwrite"
             )
         digest = digest_of([int(i) for i in meta["selection"]])
         if stored.format == 1:
-            meta["config"].update({k: config[k] for k in unchecked})
             meta["data"] = digest
-            warnings.warn(
-                f"Store.path: {self.path} was written by an earlier avrobust (results-file "
-                "format 1), which did not record the data or the code of a callable objective or "
-                "score_fn, so they cannot be checked: they are taken to be this run's, and "
-                f"recorded now (the file is upgraded to format {FORMAT})",
-                stacklevel=3,
-            )
         elif meta["data"] != digest:
             raise ValueError(
                 f"data: the selected clips differ from those the results file {self.path} was "
@@ -256,7 +237,10 @@ class ResultsFile:
                 "data of the same size? Pass the data of that run, another Store.path, or "
                 "Store(resume=False) to overwrite"
             )
-        if stored.format == 1 or not stored.tidy:
+        if unrecorded:
+            meta["config"].update({k: config[k] for k in unrecorded})
+            warnings.warn(_unrecorded_message(self.path, stored.format, unrecorded), stacklevel=3)
+        if stored.format == 1 or not stored.tidy or unrecorded:
             self.rewrite(stored)
         return meta, stored.cells
 
@@ -291,9 +275,24 @@ class ResultsFile:
             )
 
     def start(self, meta: Mapping[str, Any]) -> None:
-        """Write ``meta`` as the first line of a new file (replacing any old file at once)."""
-        if self.path is not None:
-            atomic_write(self.path, dump_record(meta))
+        """Write ``meta`` as the first line of a new file (replacing an old results file at
+        once; a link stays a link, its target is replaced).
+
+        Raises:
+            NotResultsFile: a file is there that avrobust did not write as a results file; it is
+                left as it was.
+        """
+        if self.path is None:
+            return
+        remove_stale_temporaries(self.path)
+        if os.path.isfile(self.path):
+            try:
+                read_results(self.path)
+            except NotResultsFile:
+                raise
+            except ValueError:  # a results file with a damaged line: ours to replace
+                pass
+        atomic_write(self.path, dump_record(meta))
 
     def append(self, key: str, defines: Mapping[str, Any], cell: Mapping[str, Any]) -> None:
         """Append a finished cell's line (flushed to disk before returning)."""
@@ -313,3 +312,48 @@ class ResultsFile:
         for key, s in stored.cells.items():
             lines.append(dump_record(cell_record(key, s.defines, s.record["result"])))
         atomic_write(self.path, "".join(lines))
+
+
+# ----------------------------------------------------------------------------- resume checks
+
+_FINGERPRINTS = ("model", "surrogate_model", "objective_code", "score_fn_code")
+_MODEL_HINT = (
+    ": the model's weights, buffers or plain attributes, such as a temperature or "
+    "avrobust.wrap's settings; a forward that stores values on the model changes them too"
+)
+
+
+def _compare(
+    config: Mapping[str, Any], stored: Mapping[str, Any], version: int
+) -> tuple[list[str], list[str]]:
+    """The settings in which a file's config differs from the run's, and those it did not
+    record: the code of callables in format 1, and, in a file of an earlier avrobust, the part
+    of a fingerprint after ``"+"`` (a model's plain attributes, a callable's captured tensors),
+    where the part it recorded matches."""
+    unrecorded = ["objective_code", "score_fn_code"] if version == 1 else []
+    # the budgets' name only labels them: each cell line holds the budgets themselves
+    compared = (set(config) | set(stored)) - set(unrecorded) - {"budgets", "eps_name"}
+    differs = sorted(k for k in compared if config.get(k) != stored.get(k))
+    for key in _FINGERPRINTS:
+        mine, theirs = config.get(key), stored.get(key)
+        if not (key in differs and isinstance(mine, str) and isinstance(theirs, str)):
+            continue
+        if "+" not in theirs and mine.startswith(theirs + "+"):  # what the file recorded matches
+            differs.remove(key)
+            unrecorded.append(key)
+    return differs, unrecorded
+
+
+def _unrecorded_message(path: Any, version: int, unrecorded: list[str]) -> str:
+    parts = ["the data or the code of a callable objective or score_fn"] if version == 1 else []
+    if {"model", "surrogate_model"} & set(unrecorded):
+        parts.append("the plain attributes of the model's modules (a temperature, wrap settings)")
+    if {"objective_code", "score_fn_code"} & set(unrecorded) and version > 1:
+        parts.append("the values of the tensors a callable objective or score_fn captures")
+    which = " (results-file format 1)" if version == 1 else ""
+    upgrade = f" (the file is upgraded to format {FORMAT})" if version == 1 else ""
+    return (
+        f"Store.path: {path} was written by an earlier avrobust{which}, which did not record "
+        f"{'; nor '.join(parts)}, so they cannot be checked: they are taken to be this run's, "
+        f"and recorded now{upgrade}"
+    )

@@ -43,6 +43,16 @@ KALDI_FBANK_DEFAULTS: dict[str, Any] = {
 ``snip_edges=True``, ``use_energy=False``, ``num_mel_bins=23``, ...)."""
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype an audio front-end computes in for inputs of ``dtype``: float32 for float16 and
+    bfloat16 (their FFTs are missing or too coarse: a log-mel of a half waveform loses most of
+    its digits), else ``dtype`` itself. The result is cast back to the input's dtype."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
 def asd_video_frames(num_samples: int, *, sample_rate: float = 16000, fps: float = 25.0) -> int:
     """Video frames ``T`` a waveform of ``num_samples`` stands for: ``round(S * fps / rate)``, >= 1.
 
@@ -81,7 +91,8 @@ def asd_mfcc(
         numcep: MFCC coefficients.
 
     Returns:
-        ``(..., 4 T, numcep)``.
+        ``(..., 4 T, numcep)`` in the waveform's dtype (float16 and bfloat16 waveforms are
+        computed in float32 and the result cast back; the gradient flows through the casts).
     """
     check_tensor(waveform, "waveform", floating=True)
     rate = 25.0 / check_number(fps, "fps", min_value=0, strict=True)
@@ -89,13 +100,13 @@ def asd_mfcc(
         frames = asd_video_frames(waveform.shape[-1], sample_rate=sample_rate, fps=fps)
     frames = check_int(frames, "frames", min_value=1)
     feats = mfcc(
-        waveform * input_scale,
+        waveform.to(compute_dtype(waveform.dtype)) * input_scale,
         sample_rate,
         winlen=0.025 * rate,
         winstep=0.010 * rate,
         numcep=numcep,
     )
-    return wrap_to_frames(feats, ASD_FEATURES_PER_FRAME * frames)
+    return wrap_to_frames(feats, ASD_FEATURES_PER_FRAME * frames).to(waveform.dtype)
 
 
 def kaldi_fbank(waveform: Tensor, **options: Any) -> Tensor:
@@ -114,10 +125,13 @@ def kaldi_fbank(waveform: Tensor, **options: Any) -> Tensor:
 
     Returns:
         ``(..., F, num_mel_bins)`` (``+ 1`` with ``use_energy``), ``F`` frames of
-        ``frame_shift`` ms.
+        ``frame_shift`` ms, in the waveform's dtype (float16 and bfloat16 waveforms are computed
+        in float32 and the result cast back).
 
     Raises:
         TypeError: an unknown option.
+        ValueError: a waveform shorter than one window (``frame_length`` ms at
+            ``sample_frequency``: 400 samples by default).
     """
     check_tensor(waveform, "waveform", floating=True)
     unknown = sorted(set(options) - set(KALDI_FBANK_DEFAULTS))
@@ -126,11 +140,25 @@ def kaldi_fbank(waveform: Tensor, **options: Any) -> Tensor:
             f"options: {unknown[0]!r} is not an option of torchaudio.compliance.kaldi.fbank; "
             f"expected some of {sorted(KALDI_FBANK_DEFAULTS)}"
         )
-    if waveform.ndim == 0 or waveform.shape[-1] == 0:
-        raise ValueError(f"waveform: expected (..., S) with S >= 1, got {describe(waveform)}")
-    rows = waveform.reshape(-1, waveform.shape[-1])
+    _check_kaldi_length(waveform, options)
+    rows = waveform.reshape(-1, waveform.shape[-1]).to(compute_dtype(waveform.dtype))
     out = torch.stack([kaldi.fbank(row[None], **options) for row in rows])
-    return out.reshape(*waveform.shape[:-1], *out.shape[1:])
+    return out.reshape(*waveform.shape[:-1], *out.shape[1:]).to(waveform.dtype)
+
+
+def _check_kaldi_length(waveform: Tensor, options: dict[str, Any]) -> None:
+    """Kaldi frames need at least one whole window: say so naming the length, the window and
+    the options that set it (torchaudio's own check is a bare assertion)."""
+    settings = {**KALDI_FBANK_DEFAULTS, **options}
+    rate, length_ms = settings["sample_frequency"], settings["frame_length"]
+    window = int(rate * length_ms * 0.001)  # as torchaudio computes it
+    samples = waveform.shape[-1] if waveform.ndim else 0
+    if samples < max(window, 1):
+        raise ValueError(
+            f"waveform: expected at least one window of {window} samples (frame_length="
+            f"{length_ms:g} ms at sample_frequency={rate:g} Hz), got {samples} samples in "
+            f"{describe(waveform)}; pad or lengthen the audio, or lower frame_length"
+        )
 
 
 # VGGish constants, from vggish_params.py of the AudioSet release
@@ -180,7 +208,8 @@ def vggish_log_mel(waveform: Tensor, mel_matrix: Tensor | None = None) -> Tensor
         mel_matrix: the ``(257, 64)`` matrix (default :func:`vggish_mel_matrix`), for caching.
 
     Returns:
-        ``(..., 1 + (S - 400) // 160, 64)``.
+        ``(..., 1 + (S - 400) // 160, 64)`` in the waveform's dtype (float16 and bfloat16
+        waveforms are computed in float32 and the result cast back).
     """
     check_tensor(waveform, "waveform", floating=True)
     win = round_half_up(VGGISH_SAMPLE_RATE * VGGISH_WINDOW_SECONDS)
@@ -191,11 +220,12 @@ def vggish_log_mel(waveform: Tensor, mel_matrix: Tensor | None = None) -> Tensor
             f"16 kHz), got {describe(waveform)}"
         )
     nfft = 2 ** math.ceil(math.log2(win))
-    window = torch.hann_window(win, periodic=True, dtype=torch.float64).to(waveform)
-    frames = waveform.unfold(-1, win, hop) * window
+    x = waveform.to(compute_dtype(waveform.dtype))
+    window = torch.hann_window(win, periodic=True, dtype=torch.float64).to(x)
+    frames = x.unfold(-1, win, hop) * window
     magnitude = torch.fft.rfft(frames, n=nfft, dim=-1).abs()
     matrix = vggish_mel_matrix(nfft // 2 + 1) if mel_matrix is None else mel_matrix
-    return torch.log(magnitude @ matrix.to(magnitude) + VGGISH_LOG_OFFSET)
+    return torch.log(magnitude @ matrix.to(magnitude) + VGGISH_LOG_OFFSET).to(waveform.dtype)
 
 
 def vggish_patches(log_mel: Tensor) -> Tensor:

@@ -39,8 +39,8 @@ class ASDMFCC(nn.Module):
         fps: video frame rate.
         input_scale: factor applied to the waveform first.
         numcep: MFCC coefficients.
-        compute_dtype: dtype of the internal computation (``None``: the input's); the result is
-            cast back to the input's dtype.
+        compute_dtype: dtype of the internal computation (``None``: the input's, float32 for
+            float16 and bfloat16 inputs); the result is cast back to the input's dtype.
 
     Shape:
         ``(..., S)`` waveform -> ``(..., 4 T, numcep)``.
@@ -127,7 +127,9 @@ class KaldiFbank(nn.Module):
         **options: options of :func:`torchaudio.compliance.kaldi.fbank`.
 
     Shape:
-        ``(..., S)`` waveform -> ``(..., F, num_mel_bins)``; each clip computed on its own.
+        ``(..., S)`` waveform, ``S`` at least one window (400 samples by default) ->
+        ``(..., F, num_mel_bins)`` in the waveform's dtype; each clip computed on its own,
+        float16 and bfloat16 waveforms in float32.
 
     Example:
         >>> import torch
@@ -171,7 +173,8 @@ class VGGishPatches(nn.Module):
 
     Shape:
         ``(..., S)`` waveform, ``S >= 15600`` -> ``(..., N, 96, 64)``, ``N = 1 + (F - 96) // 96``
-        with ``F = 1 + (S - 400) // 160`` frames. VGGish itself takes ``(N, 1, 96, 64)``.
+        with ``F = 1 + (S - 400) // 160`` frames, in the waveform's dtype (float16 and bfloat16
+        waveforms are computed in float32). VGGish itself takes ``(N, 1, 96, 64)``.
 
     Example:
         >>> import torch

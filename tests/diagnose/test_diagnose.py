@@ -77,7 +77,7 @@ def test_diagnose_is_silent_on_a_plain_model():
     names = [f.name for f in diagnosis.flags]
     assert names == [
         "gradients", "eps_growth", "eps_monotone", "single_step", "convergence", "black_box",
-        "noise", "masking_modules",
+        "noise", "masking_modules", "batch_coupling",
     ]  # fmt: skip
     assert all(isinstance(f, Flag) and len(f.sentence) > 20 for f in diagnosis.flags)
     assert diagnosis.accuracy["pgd"] < 1.0, "PGD broke nothing: the plain case shows nothing"

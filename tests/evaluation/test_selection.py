@@ -100,11 +100,11 @@ def test_clean_pass_and_select_on_given_scores():
     assert found.correct == [True, True, False, False]
     assert found.positive == [True, False, True, False]
     assert clean_pass(Given(), source, Measures(), min_accuracy=0.5).correct == [True] * 4
-    clean, chosen, digest = select(Given(), source, Measures(), Selection(), seed=0)
+    clean, chosen, digests = select(Given(), source, Measures(), Selection(), seed=0)
     assert chosen == [0, 1] and clean["map_selected"] == 1.0 and clean["samples_correct"] == 2
     assert clean["samples_total"] == 4 and clean["positives_selected"] == 1
     again = select(Given(), source, Measures(), Selection(), seed=0)[2]
-    assert digest == again and len(digest) == 16
+    assert digests == again and [len(d) for d in digests] == [16, 16]  # one per chosen clip
 
 
 def test_selection_checks_its_fields():

@@ -418,24 +418,35 @@ def test_a_results_file_of_format_2_written_before_issue_11_still_resumes(tmp_pa
     """tests/data/results_v2.jsonl was written by evaluate() before issue 11 (the single-module
     evaluation with keyword arguments: rules=["bim"], eps=[100.0], modalities=["audio",
     "visual"], steps=2, select="all", balance=False) on the exact toy. It resumes with the grouped
-    arguments without recomputing its cells, silently and without rewriting the file; the
-    cells reported are the stored ones (compared field by field with the file's lines, per-clip
-    data included); a new eps is computed and appended after them."""
+    arguments without recomputing its cells; the cells reported are the stored ones (compared
+    field by field with the file's lines, per-clip data included); a new eps is computed and
+    appended after them. It predates issue 17, so it recorded the toy's weights but not its plain
+    attribute (``offset``): one warning says so and the attributes are recorded (the meta line
+    is rewritten, the cell lines are kept byte for byte); the next resume is silent and leaves
+    the file as it is."""
     path = tmp_path / "r.jsonl"
     shutil.copy(DATA / "results_v2.jsonl", path)
-    before = path.read_bytes()
-    stored = [json.loads(line)["result"] for line in path.read_text().splitlines()[1:]]
+    before = path.read_text().splitlines()
+    stored = [json.loads(line)["result"] for line in before[1:]]
     assert len(stored) == 2 and all(r["per_clip"] is not None for r in stored)
     computed: list[str] = []
+    with pytest.warns(UserWarning, match="plain attributes") as caught:
+        report = run(path, computed=computed)
+    assert len(caught) == 1
+    assert computed == [] and path.read_text().splitlines()[1:] == before[1:]
+    assert [c.to_dict() for c in report.cells] == stored
+    recorded = path.read_bytes()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        report = run(path, computed=computed)
-    assert computed == [] and path.read_bytes() == before
-    assert [c.to_dict() for c in report.cells] == stored
+        again = run(path, computed=computed)
+    assert computed == [] and path.read_bytes() == recorded and numbers(again) == numbers(report)
     grown = run(path, eps=[100.0, 1000.0], computed=computed)
     assert computed == ["bim|1000.0|audio", "bim|1000.0|visual"]
     assert [c.to_dict() for c in grown.cells[:2]] == stored
-    assert path.read_bytes().startswith(before) and len(path.read_text().splitlines()) == 5
+    assert path.read_bytes().startswith(recorded) and len(path.read_text().splitlines()) == 5
+    warmer = Exact()
+    warmer.offset = 0.25  # the same weights, another plain attribute: another evaluation
+    assert_raises_naming(ValueError, "'model'", run, path, model=warmer)
 
 
 # ----------------------------------------------------------------------------- case 7: score_fn

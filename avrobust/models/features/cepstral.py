@@ -137,9 +137,10 @@ class MFCC(FramedFrontEnd):
         ceplifter: lifter parameter.
         append_energy: replace ``c0`` by the log frame energy.
         input_scale: factor applied to the waveform before anything else.
-        compute_dtype: dtype of the internal computation (``None``: the input's); the result
-            is cast back to the input's dtype. float32 already matches the NumPy reference to
-            about 1e-4 at int16 scale; float64 tightens that to about 1e-6.
+        compute_dtype: dtype of the internal computation (``None``: the input's, float32 for
+            float16 and bfloat16 inputs); the result is cast back to the input's dtype. float32
+            already matches the NumPy reference to about 1e-4 at int16 scale; float64 tightens
+            that to about 1e-6.
 
     Shape:
         ``(..., S)`` waveform -> ``(..., F, numcep)``, ``F = self.num_frames(S)``.
@@ -203,7 +204,8 @@ class MFCC(FramedFrontEnd):
             ``(..., F, numcep)`` in the input's dtype.
         """
         check_tensor(waveform, "waveform", floating=True)
-        dtype = self.compute_dtype or waveform.dtype
+        half = waveform.dtype in (torch.float16, torch.bfloat16)  # no FFT: compute in float32
+        dtype = self.compute_dtype or (torch.float32 if half else waveform.dtype)
         x = waveform.to(dtype)
         if self.input_scale != 1.0:
             x = x * self.input_scale
