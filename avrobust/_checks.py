@@ -9,11 +9,14 @@ own checks, so a message reads the same wherever it is raised.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import numbers
 import operator
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -28,6 +31,8 @@ __all__ = [
     "check_tensor",
     "check_tensor_dict",
     "describe",
+    "known_options",
+    "raised_in",
 ]
 
 
@@ -218,7 +223,11 @@ def check_finite_tensor(value: Tensor, name: str) -> Tensor:
 
 def check_labels_batch(labels: Any, batch: int) -> Tensor:
     """Return ``labels`` if it is a tensor whose first dimension is ``batch`` (the inputs')."""
-    check_tensor(labels, "labels")
+    if not isinstance(labels, Tensor):
+        raise TypeError(
+            f"labels: expected a torch.Tensor of class indices, got {describe(labels)}; "
+            "pass torch.as_tensor(labels) (on the inputs' device)"
+        )
     if labels.ndim == 0 or labels.shape[0] != batch:
         raise ValueError(
             f"labels: expected a batch dimension of {batch} (as the inputs), "
@@ -276,3 +285,47 @@ def replace_fields(obj: _D, changes: Mapping[str, Any]) -> _D:
     if unknown:
         raise TypeError(f"{type(obj).__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
     return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+
+
+@contextmanager
+def raised_in(where: str) -> Iterator[None]:
+    """Add a note naming ``where`` (a user's function, model or option) to an ``Exception``
+    raised inside the block, so a raw error from user code says which part raised it. The
+    error keeps its type and message (notes show under the traceback, Python >= 3.11)."""
+    try:
+        yield
+    except Exception as error:
+        note = f"(raised in {where})"
+        if hasattr(error, "add_note"):
+            error.add_note(note)
+        else:  # Python 3.10: kept for the caller, not shown by the traceback
+            error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
+        raise
+
+
+_Init = TypeVar("_Init", bound=Callable[..., None])
+
+
+def known_options(hints: Mapping[str, str]) -> Callable[[_Init], _Init]:
+    """Decorate an ``__init__`` so that an unknown keyword raises a ``TypeError`` that names it,
+    says where it belongs when ``hints`` knows (``{"restarts": "restarts are the rule's:
+    rule=avrobust.PGD(restarts=2)"}``) and lists the options there are. The signature seen by ``inspect`` and the docs is kept."""
+
+    def decorate(init: _Init) -> _Init:
+        parameters = list(inspect.signature(init).parameters.values())[1:]
+        names = [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
+
+        @functools.wraps(init)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+            unknown = [key for key in kwargs if key not in names]
+            if unknown:
+                key = unknown[0]
+                hint = f"; {hints[key]}" if key in hints else ""
+                raise TypeError(
+                    f"{type(self).__name__}: no option {key!r}{hint}. Its options: {names}"
+                )
+            init(self, *args, **kwargs)
+
+        return cast(_Init, checked)
+
+    return decorate

@@ -10,9 +10,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_int, check_number, check_tensor_dict, describe
+from ._checks import (
+    check_choice,
+    check_finite_tensor,
+    check_int,
+    check_number,
+    check_tensor_dict,
+    describe,
+)
 from .adapters import as_avoutput
 from .attacks import preserve_model_state
+from .attacks._model_state import call_on_copies
 from .attacks.budgets import Budget
 from .attacks.objectives import Objective, check_labels
 from .attacks.square import untargeted_success
@@ -92,8 +100,8 @@ def batch_coupling(
     clip from all the others, and the first from the ones after it.
 
     The model runs under ``torch.no_grad`` in ``model_mode``; every module's flag and every
-    buffer is restored afterwards and the inputs are never modified. Costs ``1 + clips``
-    forwards of the batch.
+    buffer is restored afterwards and the inputs are never modified (the model gets copies).
+    Costs ``1 + clips`` forwards of the batch.
 
     Args:
         model: called as ``model(**inputs)``, returning :class:`avrobust.AVOutput` or logits
@@ -116,8 +124,8 @@ def batch_coupling(
 
     Raises:
         TypeError: ``model`` not an ``nn.Module``; ``inputs`` not a dict of tensors.
-        ValueError: a negative ``atol``; ``clips < 1``; an unknown ``model_mode``; logits
-            without the batch axis ``B``.
+        ValueError: a negative ``atol``; ``clips < 1``; an unknown ``model_mode``; NaN/Inf in
+            a floating input; logits without the batch axis ``B``.
 
     Example:
         >>> import torch, avrobust
@@ -129,6 +137,9 @@ def batch_coupling(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {describe(model)}")
     inputs = check_tensor_dict(inputs, "inputs")
+    for name, x in inputs.items():  # NaN logits would compare as "not coupled"
+        if x.is_floating_point():
+            check_finite_tensor(x, f"inputs[{name!r}]")
     tolerance = None if atol is None else check_number(atol, "atol", min_value=0.0)
     count = check_int(clips, "clips", min_value=1)
     mode = check_choice(model_mode, "model_mode", ("eval", "current"))
@@ -152,7 +163,7 @@ def batch_coupling(
 
 
 def _batch_logits(model: nn.Module, inputs: Mapping[str, Tensor], batch: int) -> Tensor:
-    logits = as_avoutput(model(**inputs)).logits.detach()
+    logits = as_avoutput(call_on_copies(model, inputs)).logits.detach()
     if logits.ndim == 0 or logits.shape[0] != batch:
         raise ValueError(
             f"model: expected logits with the batch axis first ({batch}, ...), got shape "
@@ -205,7 +216,7 @@ def random_corners(
 def broken_by(model: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> Tensor:
     """``(B,)`` bool: the model misclassifies ``inputs`` (run under ``no_grad``, state kept)."""
     with torch.no_grad(), preserve_model_state(model):
-        logits = as_avoutput(model(**inputs)).logits
+        logits = as_avoutput(call_on_copies(model, inputs)).logits
     return untargeted_success(logits, labels)[0]
 
 

@@ -22,14 +22,17 @@ Typical use::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._checks import check_int, check_number, describe
+from ._checks import check_choice, check_int, check_number, describe
 
 __all__ = ["CellBootstrap", "bootstrap_map", "bootstrap_mean", "clip_counts", "percentile_interval"]
 
 _CHUNK = 4_000_000  # resample x score-group values held at once
+_WHICH = ("adv", "clean")
+_MAX_COUNTS = 2**30  # resamples x clips of clip_counts (8 GiB of int64)
 
 
 def clip_counts(clips: int, *, resamples: int = 1000, seed: int = 0) -> np.ndarray:
@@ -42,9 +45,18 @@ def clip_counts(clips: int, *, resamples: int = 1000, seed: int = 0) -> np.ndarr
 
     Returns:
         ``(R, n)`` int64 counts; each row sums to ``n`` (``n`` draws with replacement).
+
+    Raises:
+        ValueError: ``clips`` or ``resamples`` below 1, or more than 2**30 counts in all.
     """
     n = check_int(clips, "clips", min_value=1)
     r = check_int(resamples, "resamples", min_value=1)
+    if r * n > _MAX_COUNTS:
+        raise ValueError(
+            f"resamples, clips: {r} resamples of {n} clips need {r * n:.3g} counts "
+            f"({8 * r * n / 2**30:.3g} GiB), more than the {_MAX_COUNTS:.3g} held at once; use "
+            "fewer resamples (1000 is usual)"
+        )
     drawn = np.random.default_rng(check_int(seed, "seed", min_value=0)).integers(0, n, (r, n))
     flat = (drawn + n * np.arange(r)[:, None]).ravel()
     return np.bincount(flat, minlength=r * n).reshape(r, n)
@@ -56,7 +68,21 @@ def _check_counts(counts: object, clips: int) -> np.ndarray:
             f"counts: expected an (R, {clips}) array from clip_counts (one column per clip), "
             f"got {describe(counts) if not isinstance(counts, np.ndarray) else counts.shape}"
         )
+    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts % 1 == 0).all()):
+        raise ValueError(
+            "counts: expected whole numbers >= 0 (how often each clip is drawn), from clip_counts"
+        )
+    if not counts.sum(axis=1).all():
+        raise ValueError("counts: a resample draws no clip (a row of zeros); use clip_counts")
     return counts
+
+
+def _floats(values: object, name: str) -> np.ndarray:
+    """``values`` as a flat float64 array, or ``TypeError`` naming ``name``."""
+    try:
+        return np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected numbers, got {describe(values)}") from None
 
 
 def _flatten(
@@ -70,8 +96,7 @@ def _flatten(
         )
     s_parts, y_parts = [], []
     for i, (s, y) in enumerate(zip(scores, labels)):
-        s_arr = np.asarray(s, dtype=np.float64).reshape(-1)
-        y_arr = np.asarray(y, dtype=np.float64).reshape(-1)
+        s_arr, y_arr = _floats(s, f"scores[{i}]"), _floats(y, f"labels[{i}]")
         if s_arr.shape != y_arr.shape:
             raise ValueError(
                 f"scores[{i}], labels[{i}]: expected as many scores as labels, got "
@@ -165,8 +190,16 @@ def bootstrap_mean(values: Sequence[float], counts: np.ndarray) -> np.ndarray:
 
     Returns:
         ``(R,)`` float64 means.
+
+    Raises:
+        ValueError: no value, values not 1-D or not finite; ``counts`` not from
+            :func:`clip_counts` for ``n`` clips.
     """
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = _floats(values, "values")
+    if np.ndim(values) != 1 or not v.size:
+        raise ValueError(
+            f"values: expected one number per clip, (n,) with n >= 1, got shape {np.shape(values)}"
+        )
     if not np.isfinite(v).all():
         raise ValueError("values: expected finite numbers, got NaN or Inf")
     counts = _check_counts(counts, v.size)
@@ -182,16 +215,33 @@ def percentile_interval(samples: np.ndarray, *, level: float = 0.95) -> tuple[fl
 
     Returns:
         ``(low, high)``; ``(nan, nan)`` when no sample is a number.
+
+    Raises:
+        TypeError: samples that are not numbers. ValueError: an infinite sample; ``level``
+            outside (0, 1).
     """
     p = check_number(level, "level", min_value=0.0, strict=True)
     if p >= 1:
-        raise ValueError(f"level: must be < 1, got {p:g}")
-    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        raise ValueError(f"level: must be a fraction < 1 (0.95 for 95 %), got {p:g}")
+    x = _floats(samples, "samples")
     x = x[~np.isnan(x)]
+    if np.isinf(x).any():
+        raise ValueError("samples: expected finite numbers (NaN are left out), got Inf")
     if not x.size:
         return float("nan"), float("nan")
     low, high = np.percentile(x, [50 * (1 - p), 50 * (1 + p)])
     return float(low), float(high)
+
+
+def _per_clip(cell: object) -> dict[str, Any]:
+    """A cell's ``per_clip`` values (``{}`` for a cell without them); refuses what is not a
+    :class:`~avrobust.evaluation.CellResult`."""
+    if not hasattr(cell, "per_clip") or not hasattr(cell, "classes"):
+        raise TypeError(
+            f"cell: expected an avrobust.evaluation.CellResult, got {describe(cell)} (a "
+            "cell's dict goes through CellResult.from_dict first)"
+        )
+    return cell.per_clip or {}
 
 
 class CellBootstrap:
@@ -233,7 +283,13 @@ class CellBootstrap:
     def map(self, cell: object, which: str = "adv") -> np.ndarray | None:
         """``(resamples,)`` frame mAP in [0, 1] of the cell's ``"adv"`` or ``"clean"`` scores;
         ``None`` for a cell without per-clip scores (read from an older results file)."""
-        per = getattr(cell, "per_clip", None) or {}
+        per = _per_clip(cell)
+        which = check_choice(which, "which", _WHICH)
+        if getattr(cell, "classes", 2) > 2:
+            raise ValueError(
+                f"cell: {getattr(cell, 'key', '')} is of a {cell.classes}-class task (its "  # type: ignore[attr-defined]
+                "per-clip values are top-1 classes), which has no AP; use accuracy(cell)"
+            )
         return self._keep(
             cell,
             f"map:{which}",
@@ -245,7 +301,8 @@ class CellBootstrap:
         predictions over the resampled clips (frames pooled, as the cell's own accuracy):
         scores at the 0.5 threshold for a binary task (``score >= 0.5`` is class 1), top-1
         classes for a multi-class one; ``None`` without per-clip values."""
-        per = getattr(cell, "per_clip", None) or {}
+        per = _per_clip(cell)
+        which = check_choice(which, "which", _WHICH)
         binary = getattr(cell, "classes", 2) == 2
 
         def make() -> np.ndarray:
@@ -262,7 +319,7 @@ class CellBootstrap:
     def ecr(self, cell: object, modality: str) -> np.ndarray | None:
         """``(resamples,)`` mean ECR of ``modality`` over the resampled clips; ``None`` without
         per-clip values."""
-        per = getattr(cell, "per_clip", None) or {}
+        per = _per_clip(cell)
         if modality not in per.get("ecr", {}):
             return None
         values = per["ecr"][modality]

@@ -177,21 +177,23 @@ def diagnose(
     scales = _check_scales(scales)
     if surrogate is not None and not isinstance(surrogate, nn.Module):
         raise TypeError(f"surrogate: expected a torch.nn.Module or None, got {describe(surrogate)}")
+    seed = check_int(seed, "seed", min_value=0)
     budgets = as_budgets(budgets)
     checker = MultimodalAttack(model, budgets, objective=objective)
-    clean, labels, attacked = checker._check_call(inputs, labels)
-    if not attacked:
-        raise ValueError(
-            "budgets: diagnose needs at least one attacked modality (a budget with eps > 0 for "
-            f"a modality of the inputs {list(clean)}), got {budgets}; give the budgets of the "
-            "evaluation, e.g. {'visual': avrobust.Linf(4.0, bounds=(0, 255))}"
-        )
     runs = _Runs(steps, restarts, scales, queries, noise_draws, objective, seed)
     # Inside torch.inference_mode() no graph can be built: step out of it (the attacks do the
     # same) and turn inference tensors into normal ones, so the gradient check measures the
-    # model, not the mode it was called in.
+    # model, not the mode it was called in. Its own checks warn inside the block too, so each
+    # finding is said once (the attacks repeat them).
     with torch.inference_mode(False), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        clean, labels, attacked = checker._check_call(inputs, labels)
+        if not attacked:
+            raise ValueError(
+                "budgets: diagnose needs at least one attacked modality (a budget with eps > 0 "
+                f"for a modality of the inputs {list(clean)}), got {budgets}; give the budgets "
+                "of the evaluation, e.g. {'visual': avrobust.Linf(4.0, bounds=(0, 255))}"
+            )
         clean = {n: x.clone() if x.is_inference() else x for n, x in clean.items()}
         labels = labels.clone() if labels.is_inference() else labels
         broken = _run_attacks(model, clean, labels, budgets, attacked, surrogate, runs)

@@ -15,7 +15,14 @@ from torch import Tensor
 
 from .._checks import check_choice, check_number
 
-__all__ = ["OUTPUTS", "as_logits", "check_output", "looks_like_probabilities", "warn_probabilities"]
+__all__ = [
+    "OUTPUTS",
+    "as_logits",
+    "check_output",
+    "looks_like_probabilities",
+    "warn_probabilities",
+    "warn_unnormalised",
+]
 
 OUTPUTS = ("logits", "probabilities", "log_probabilities")
 """What a wrapped model's logits and heads can be declared as (``wrap(..., output=...)``)."""
@@ -82,8 +89,30 @@ def looks_like_probabilities(x: Tensor) -> bool:
         return False
     if not bool(torch.isfinite(x).all()) or float(x.min()) < 0 or float(x.max()) > 1:
         return False
+    return _rows_sum_to_one(x)
+
+
+def _rows_sum_to_one(x: Tensor) -> bool:
     sums = x.double().sum(-1)
     return bool(((sums - 1).abs() <= _TOLERANCE * x.shape[-1]).all())
+
+
+def warn_unnormalised(x: Tensor, stacklevel: int) -> None:
+    """Warn when declared probabilities ``x`` (finite rows) do not sum to 1 per row: the log of
+    scores that are not a distribution is not the model's log-likelihood."""
+    x = x.detach()
+    finite = torch.isfinite(x).all(dim=-1)
+    if x.ndim < 2 or not bool(finite.any()) or _rows_sum_to_one(x[finite]):
+        return
+    sums = x[finite].double().sum(-1)
+    warnings.warn(
+        f"model output logits: declared output='probabilities', but the rows (shape "
+        f"{tuple(x.shape)}) sum to values in [{float(sums.min()):.4g}, {float(sums.max()):.4g}], "
+        "not 1: these do not look like the probabilities of a softmax (scores, sigmoids?); "
+        "declare output='logits' for scores, or normalise them. Checked on the first call.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def warn_probabilities(x: Tensor, stacklevel: int) -> None:

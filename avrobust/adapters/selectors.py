@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import describe
+from .._checks import describe, raised_in
 
 __all__ = ["Selector", "available", "check_selector", "default_logits", "pick", "selector_modules"]
 
@@ -92,7 +92,8 @@ def selector_modules(selector: Any) -> list[nn.Module]:
 
 def _apply(output: Any, selector: Any, what: str, inputs: Mapping[str, Tensor]) -> Any:
     if callable(selector) and not isinstance(selector, (int, str)):
-        return call_selector(selector, output, inputs)
+        with raised_in(f"{what}, a selector given to avrobust.wrap"):
+            return call_selector(selector, output, inputs)
     if isinstance(selector, int) and isinstance(output, (tuple, list)):
         if not -len(output) <= selector < len(output):
             raise ValueError(

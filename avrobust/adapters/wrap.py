@@ -62,7 +62,8 @@ def wrap(
             log-likelihood) or ``"log_probabilities"`` (used as they are). Declared
             probabilities outside [0, 1], or log-probabilities above 0, raise at the call.
             Logits whose rows all lie in [0, 1] and sum to 1 warn once per wrapper: they look
-            like undeclared probabilities, which would make every attack weaker.
+            like undeclared probabilities, which would make every attack weaker; declared
+            probabilities whose rows do not sum to 1 warn once too (checked on the first call).
         guard: with ``output="probabilities"``, the floor of ``p`` before the log, in
             ``(0, 1)``; ``None``: the smallest normal number of the output's dtype
             (``torch.finfo(dtype).tiny``), so only exact zeros are moved.

@@ -9,10 +9,16 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import check_number, describe
+from .._checks import check_number, describe, raised_in
 from .._types import AVOutput
 from .chain import Routes, call_routed, chain_modules, check_forward, check_names, run_chain
-from .outputs import as_logits, check_output, looks_like_probabilities, warn_probabilities
+from .outputs import (
+    as_logits,
+    check_output,
+    looks_like_probabilities,
+    warn_probabilities,
+    warn_unnormalised,
+)
 from .selectors import available, check_selector, default_logits, pick, selector_modules
 
 __all__ = ["WrappedModel", "as_avoutput"]
@@ -64,7 +70,8 @@ def as_avoutput(output: Any) -> AVOutput:
 
     Raises:
         TypeError: any other output (the message points to :func:`avrobust.wrap`), or an
-            ``AVOutput`` whose logits, heads or embeddings are not tensors.
+            ``AVOutput`` whose logits, heads or embeddings are not tensors (or whose heads or
+            embeddings are not dicts).
     """
     if isinstance(output, AVOutput):
         if not isinstance(output.logits, Tensor):
@@ -72,6 +79,11 @@ def as_avoutput(output: Any) -> AVOutput:
                 f"model output: AVOutput.logits: expected a tensor, got {describe(output.logits)}"
             )
         for field in ("heads", "embeddings"):
+            if not isinstance(getattr(output, field), Mapping):
+                raise TypeError(
+                    f"model output: AVOutput.{field}: expected a dict of names to tensors, "
+                    f"got {describe(getattr(output, field))}"
+                )
             for key, value in getattr(output, field).items():
                 if not isinstance(value, Tensor):
                     raise TypeError(
@@ -244,9 +256,11 @@ class WrappedModel(nn.Module):
                 f"transforms: there are transforms for {missing}, but the inputs have only "
                 f"{sorted(inputs)}"
             )
-        return {
-            n: self._transforms[n](x) if n in self._transforms else x for n, x in inputs.items()
-        }
+        out = dict(inputs)
+        for name, transform in self._transforms.items():
+            with raised_in(f"transforms[{name!r}], given to avrobust.wrap"):
+                out[name] = transform(inputs[name])
+        return out
 
     def _read(self, raw: Any, inputs: Mapping[str, Tensor]) -> AVOutput:
         logits_selector, head_selectors = self._selectors["logits"], self._selectors["heads"]
@@ -265,6 +279,9 @@ class WrappedModel(nn.Module):
                 self._warned = True
                 warn_probabilities(base.logits, stacklevel=6)
             return base
+        if self._output == "probabilities" and not self._warned:
+            self._warned = True  # the first call's output is checked
+            warn_unnormalised(base.logits, stacklevel=6)
         return AVOutput(
             as_logits(base.logits, self._output, self._guard, "model output logits"),
             heads={
@@ -280,4 +297,6 @@ class WrappedModel(nn.Module):
         if isinstance(self._forward, tuple):
             return run_chain(self.model, self._forward, self._routes, inputs)
         check_names(self._routes, inputs)
-        return self._forward(self.model, **inputs)
+        names = ", ".join(f"{n}=..." for n in inputs)
+        with raised_in(f"the forward= function given to avrobust.wrap, as forward(model, {names})"):
+            return self._forward(self.model, **inputs)

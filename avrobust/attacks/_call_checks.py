@@ -22,7 +22,7 @@ from ._guards import check_input_dtypes, finite_extremes
 from .budgets import Budget
 from .units import units_disagree, units_message
 
-__all__ = ["check_call", "check_forward_keywords"]
+__all__ = ["check_call", "check_forward_keywords", "check_no_inference_tensors"]
 
 
 def check_call(
@@ -139,3 +139,22 @@ def check_forward_keywords(model: nn.Module, names: Sequence[str]) -> None:
         "avrobust.wrap(model, forward=lambda m, **inputs: m(inputs)) as one dict "
         "(see docs/wrapping.md)"
     )
+
+
+def check_no_inference_tensors(model: nn.Module) -> None:
+    """A gradient attack differentiates through the model: none of its parameters or buffers
+    may be an inference tensor (made under ``torch.inference_mode()``).
+
+    Raises:
+        ValueError: naming the first such tensor and what to do.
+    """
+    for kind, named in (("parameter", model.named_parameters), ("buffer", model.named_buffers)):
+        for name, tensor in named():
+            if tensor.is_inference():
+                raise ValueError(
+                    f"model: its {kind} {name!r} is an inference tensor (the model was built or "
+                    "loaded inside torch.inference_mode()), which autograd cannot differentiate "
+                    "through; build or load the model outside torch.inference_mode() "
+                    "(torch.no_grad() is fine), or attack it with avrobust.SquareAttack, which "
+                    "needs no gradient"
+                )

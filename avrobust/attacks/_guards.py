@@ -139,20 +139,32 @@ def gradients(loss: Tensor, logits: Tensor, xs: list[Tensor]) -> tuple[Tensor | 
     return torch.autograd.grad(loss.sum(), xs, allow_unused=True)
 
 
-def check_clean_logits(logits: Tensor) -> None:
-    """Refuse NaN/Inf logits at the clean inputs: the model cannot be evaluated there.
+def check_clean_logits(logits: Tensor, loss: Tensor | None = None) -> None:
+    """Refuse NaN/Inf logits at the clean inputs (the model cannot be evaluated there), and
+    NaN/Inf objective values ``loss`` (``(B,)``) where the logits are finite.
 
     Raises:
         ValueError: naming the samples' indices.
     """
     bad = (~finite_rows(logits)).nonzero().flatten().tolist()
     if bad:
-        shown = f"{bad[:10]}{' ...' if len(bad) > 10 else ''}"
         raise ValueError(
-            f"model output logits: NaN/Inf at the clean inputs of {len(bad)} sample(s) {shown}; "
+            f"model output logits: NaN/Inf at the clean inputs of {_samples(bad)}; "
             "the model cannot be evaluated there, so no attack result on them would mean "
             "anything: drop them, or fix the model (e.g. a division by a zero norm)"
         )
+    bad = [] if loss is None else (~torch.isfinite(loss)).nonzero().flatten().tolist()
+    if bad:
+        raise ValueError(
+            f"objective: NaN/Inf per-sample losses at the clean inputs of {_samples(bad)}, "
+            "whose logits are finite; the attack cannot rank candidates by them: fix the "
+            "objective (e.g. a log of 0, a division by a zero norm)"
+        )
+
+
+def _samples(indices: list[int]) -> str:
+    shown = f"{indices[:10]}{' ...' if len(indices) > 10 else ''}"
+    return f"{len(indices)} sample(s) {shown}"
 
 
 def check_input_dtypes(model: nn.Module, inputs: Mapping[str, Tensor]) -> None:

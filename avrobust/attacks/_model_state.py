@@ -8,16 +8,23 @@ Nothing here is public beyond :func:`preserve_model_state` (exported by :mod:`av
   (``bias.mul_(2)`` under ``no_grad``, BatchNorm statistics) are copied back, and
   ``requires_grad`` and ``.grad`` are restored. A tensor forward left alone is not written to
   (its version stays, so a graph the caller built before the block still backpropagates).
+  Blocks on one model from several threads run one after the other (each holds a lock per
+  submodule), so none records another's eval mode or values as the model's own.
 - :class:`InputWrites`: a model that writes in place into the inputs handed to it. The attack
   hands the model one copy of the caller's inputs per call (the caller's tensors are never
-  reachable from forward); after every pass it compares each input's version counter (no device
-  sync). A non-attacked input written to is restored from the caller's tensor before the next
-  pass, so every pass sees the clean values; an attacked input written to is an error naming
-  the model, as is autograd's "leaf Variable ... in-place operation" for one.
+  reachable from forward); after every pass it compares each input's version counter and values
+  (a write through ``.data`` bypasses the counter). A non-attacked input written to is restored
+  from the caller's tensor before the next pass, so every pass sees the clean values; an
+  attacked input written to is an error naming the model, as is autograd's "leaf Variable ...
+  in-place operation" for one.
+- :func:`call_on_copies`: a forward outside the attack loop (clean logits, checks) on copies of
+  the inputs, so a forward writing into them reaches no caller's tensor.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 
-__all__ = ["InputWrites", "preserve_model_state"]
+__all__ = ["InputWrites", "call_on_copies", "preserve_model_state"]
 
 
 class _Held:
@@ -69,14 +76,14 @@ class _Held:
 
     def _written(self) -> list[tuple[Tensor, Tensor]]:
         """The tensors whose values changed: every one whose version counter moved (an in-place
-        op), and the buffers whose values differ though it did not (writes through ``.data``,
-        which bypass the counter; parameters are not compared: a pass over all the weights)."""
+        op), and those whose values differ though it did not (writes through ``.data``, which
+        bypass the counter)."""
         written, compare = [], []
         for tensor, copy, version in self.copies.values():
             same_form = tensor.shape == copy.shape and tensor.dtype == copy.dtype
             if tensor._version != version or not same_form:
                 written.append((tensor, copy))
-            elif not isinstance(tensor, nn.Parameter):
+            else:
                 compare.append((tensor, copy))
         return written + [pair for pair, differ in zip(compare, _differ(compare)) if differ]
 
@@ -115,27 +122,60 @@ def preserve_model_state(model: nn.Module, mode: str = "eval") -> Iterator[nn.Mo
     ``requires_grad`` flag and ``.grad`` (the same tensor object). A tensor whose values did not
     change is not written to, so a graph built before the block can still be backpropagated.
 
-    In-place writes are found by each tensor's version counter, and for buffers also by
-    comparing values (a write through ``.data`` bypasses the counter); a parameter written
-    through ``.data`` is not seen. Costs one copy of the model's parameters and buffers per block,
-    on their device (for TalkNet's 15.8M values, about a tenth of a CPU forward of one 5-frame
-    clip), and one device sync at the end.
+    In-place writes are found by each tensor's version counter, and by comparing values (a write
+    through ``.data`` bypasses the counter). Costs one copy of the model's parameters and buffers
+    per block and one comparison with it at the end, on their device (for TalkNet's 15.8M
+    values, about a fifth of a CPU forward of one 5-frame clip), and one device sync.
+
+    Blocks on the same model (or models sharing submodules) entered from several threads run one
+    after the other: the block holds a lock per submodule (re-entrant, so a block inside a block
+    of the same thread is fine).
 
     Args:
         model: the model.
         mode: ``"eval"`` puts the whole model in eval mode for the block; ``"current"`` leaves
             the flags as they are (dropout stays active in a model left in training mode).
     """
-    flags = [(module, module.training) for module in model.modules()]
-    held = _Held(model)
+    with _exclusive(model):
+        flags = [(module, module.training) for module in model.modules()]
+        held = _Held(model)
+        try:
+            if mode == "eval":
+                model.eval()
+            yield model
+        finally:
+            held.restore()
+            for module, flag in flags:
+                module.training = flag
+
+
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _exclusive(model: nn.Module) -> Iterator[None]:
+    """Hold every submodule's lock, taken in one global order (by ``id``), so two threads whose
+    models share submodules never wait on each other in a cycle."""
+    with _LOCKS_GUARD:
+        modules = sorted(model.modules(), key=id)
+        locks = [_LOCKS.setdefault(module, threading.RLock()) for module in modules]
+    held: list[threading.RLock] = []
     try:
-        if mode == "eval":
-            model.eval()
-        yield model
+        for lock in locks:
+            lock.acquire()
+            held.append(lock)
+        yield
     finally:
-        held.restore()
-        for module, flag in flags:
-            module.training = flag
+        for lock in reversed(held):
+            lock.release()
+
+
+def call_on_copies(model: nn.Module, inputs: Mapping[str, Tensor]) -> Any:
+    """``model(**inputs)`` on one copy of each input: a forward that writes in place into its
+    inputs reaches none of the caller's tensors (for forwards outside the attack loop, where
+    nothing needs the written values)."""
+    return model(**{name: x.clone() for name, x in inputs.items()})
 
 
 _LEAF_WRITE = "leaf Variable that requires grad is being used in an in-place operation"
@@ -156,21 +196,32 @@ class InputWrites:
         self.model, self.originals, self.attacked = model, originals, tuple(attacked)
 
     @staticmethod
-    def versions(inputs: Mapping[str, Tensor]) -> dict[str, int]:
-        """The version counter of each input, to compare after a pass."""
-        return {n: x._version for n, x in inputs.items()}
+    def before(inputs: Mapping[str, Tensor]) -> dict[str, tuple[int, Tensor]]:
+        """Each input's version counter and a copy of its values, to compare after a pass (a
+        write through ``.data`` bypasses the counter)."""
+        return {n: (x._version, x.detach().clone()) for n, x in inputs.items()}
 
-    def check(self, inputs: Mapping[str, Tensor], versions: Mapping[str, int]) -> None:
-        """After a pass (forward and backward): restore every non-attacked input written to.
+    def check(
+        self,
+        inputs: Mapping[str, Tensor],
+        before: Mapping[str, tuple[int, Tensor]],
+        *,
+        restore: bool = True,
+    ) -> None:
+        """After a pass (forward and backward): restore every non-attacked input written to
+        (``restore=False``: inputs that are copies made for this pass alone need no restoring).
 
         Raises:
             ValueError: an attacked input was written to (naming the model and the input).
         """
         for name, x in inputs.items():
-            if x._version == versions[name]:
+            version, values = before[name]
+            if x._version == version and torch.equal(x.detach(), values):
                 continue
             if name in self.attacked:
                 raise ValueError(self.message(f"the attacked input {name!r}"))
+            if not restore:
+                continue
             original, repeats = self.originals[name], x.shape[0] // self.originals[name].shape[0]
             with torch.no_grad():  # restarts stack repeats of the batch one after the other
                 x.copy_(original.repeat((repeats,) + (1,) * (original.ndim - 1)))
@@ -187,8 +238,9 @@ class InputWrites:
         name = type(self.model).__name__
         return (
             f"model ({name}): its forward writes in place into {which} "
-            "(e.g. `visual /= 255` or `x.clamp_(0, 1)`), but the attack differentiates with "
-            "respect to that tensor and keeps it as an iterate; write the operation out of "
+            "(e.g. `visual /= 255` or `x.clamp_(0, 1)`), but the attack keeps that tensor as "
+            "its candidate (and a gradient attack differentiates with respect to it); write "
+            "the operation out of "
             "place in forward (`visual = visual / 255`). Inputs that are not attacked may be "
             "written to: each pass gets the clean values again"
         )

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_bool, check_choice, check_int, describe
+from .._checks import check_bool, check_choice, check_int, describe, known_options, raised_in
 from .._types import AttackResult, AVOutput
 from ..adapters import as_avoutput
-from ._call_checks import check_call
+from ._call_checks import check_call, check_no_inference_tensors
 from ._candidates import Candidates, mean_over_passes, successes
 from ._guards import (
     Diagnostics,
@@ -24,7 +24,7 @@ from ._guards import (
     warn_below_resolution,
 )
 from ._model_state import InputWrites, preserve_model_state
-from .budgets import Budget, as_budgets
+from .budgets import BUDGET_OPTIONS, Budget, as_budgets
 from .objectives import Objective, as_objective, check_labels
 from .rules import StepContext, StepRule, as_rule
 
@@ -115,6 +115,9 @@ class MultimodalAttack:
         True
     """
 
+    @known_options(
+        BUDGET_OPTIONS | {"restarts": "restarts are the rule's: rule=avrobust.PGD(restarts=2)"}
+    )
     def __init__(
         self,
         model: nn.Module,
@@ -180,6 +183,7 @@ class MultimodalAttack:
 
         Raises:
             ValueError: an empty batch; a ``meta`` input; an attacked modality without elements;
+                a model whose parameters or buffers are inference tensors;
                 logits not ``(B, C)``/``(B, T, C)`` with ``C >= 2`` for the inputs' ``B``, or
                 NaN/Inf at the clean inputs; labels of another shape (one-hot ones say to use
                 ``labels.argmax(-1)``); a head that does not fit the labels; detached
@@ -190,6 +194,8 @@ class MultimodalAttack:
                 modality names as keywords.
         """
         clean, labels, attacked = self._check_call(inputs, labels)
+        if attacked:
+            check_no_inference_tensors(self.model)
         if self.model_mode == "current":
             warn_batchnorm_in_training(self.model)
         steps = self.rule.fixed_steps or self.steps
@@ -203,12 +209,16 @@ class MultimodalAttack:
             # one copy per call: the model never reaches the caller's tensors (InputWrites)
             writes = InputWrites(self.model, clean, attacked)
             clean = {n: x.detach().clone() for n, x in clean.items()}
+            labels = labels.clone() if labels.is_inference() else labels  # saved for backward
             result, diagnostics = self._run(clean, labels, attacked, seed, writes)
         diagnostics.report(self.keep, stacklevel=3)
         return result
 
     def _forward(self, inputs: Mapping[str, Tensor], batch: int) -> AVOutput:
-        out = as_avoutput(self.model(**inputs))
+        shapes = ", ".join(f"{n} {tuple(x.shape)} {x.dtype}" for n, x in inputs.items())
+        with raised_in(f"the model ({type(self.model).__name__}), called with {shapes}"):
+            raw = self.model(**inputs)
+        out = as_avoutput(raw)
         check_logits(out.logits, batch)
         return out
 
@@ -218,6 +228,12 @@ class MultimodalAttack:
             got = tuple(loss.shape) if isinstance(loss, Tensor) else describe(loss)
             raise ValueError(
                 f"objective: expected per-sample losses of shape ({labels.shape[0]},), got {got}"
+            )
+        if not loss.is_floating_point():
+            raise TypeError(
+                f"objective: expected floating-point per-sample losses, got dtype {loss.dtype} "
+                "(an argmax or a count has no gradient to follow); return a differentiable "
+                "score such as the logits' margin"
             )
         return -loss if self.targeted else loss
 
@@ -245,7 +261,7 @@ class MultimodalAttack:
                 labels, clean_loss, logits, _ = self._evaluate(
                     clean, labels, [], diagnostics, writes, first=True
                 )
-            check_clean_logits(logits)
+            check_clean_logits(logits, clean_loss)
             if self.keep == "best" or not attacked:
                 hit = self._hits(logits, labels)
                 best.offer(clean_loss, {n: clean[n] for n in attacked}, logits, hit)
@@ -281,7 +297,7 @@ class MultimodalAttack:
         whether they look like probabilities). ``writes`` catches a forward writing into ``x``."""
         losses, logits, grads = [], [], []
         for _ in range(self.eot_samples):
-            versions = writes.versions(x)
+            before = writes.before(x)
             try:
                 out = self._forward(x, y.shape[0])
             except RuntimeError as error:
@@ -296,7 +312,7 @@ class MultimodalAttack:
             loss = self._score(out, y)
             if attacked:
                 grads.append(gradients(loss, out.logits, [x[n] for n in attacked]))
-            writes.check(x, versions)  # after the backward pass, which may need the values
+            writes.check(x, before)  # after the backward pass, which may need the values
             losses.append(loss.detach())
             logits.append(out.logits.detach())
         return (y, *mean_over_passes(losses, logits, grads, len(attacked)))
@@ -338,7 +354,7 @@ class MultimodalAttack:
                 x, y, attacked, diagnostics, writes, first=t == 0
             )
             if t == 0 and not self.rule.random_start:  # the first iterate is the clean input
-                check_clean_logits(logits)
+                check_clean_logits(logits, loss)
                 first_loss = loss[: labels.shape[0]]
             if self.keep == "best":
                 found.offer(loss, {n: x[n] for n in attacked}, logits, self._hits(logits, y))

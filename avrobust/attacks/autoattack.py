@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .._checks import check_choice, check_int, check_tensor_dict, describe
 from .._types import AttackResult
 from ..adapters import as_avoutput
+from ._model_state import call_on_copies
 from .attack import MultimodalAttack, preserve_model_state
 from .budgets import Budget
 from .ensemble import UNTIL, Attack, Ensemble, EnsembleResult
@@ -40,7 +41,7 @@ class _RankTarget:
 def _clean_logits(attack: Any, inputs: Mapping[str, Tensor]) -> Tensor:
     model: nn.Module = attack.model
     with torch.no_grad(), preserve_model_state(model, getattr(attack, "model_mode", "eval")):
-        return as_avoutput(model(**inputs)).logits
+        return as_avoutput(call_on_copies(model, inputs)).logits
 
 
 class TopKTargeted:

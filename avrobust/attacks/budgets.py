@@ -29,6 +29,17 @@ from ._radii import batch_view, check_radius, shape_radius
 
 __all__ = ["L2", "Budget", "Linf", "push_pull_budgets", "snr_eps"]
 
+BUDGET_OPTIONS = {
+    name: f"{name} {verb} the budget's: budgets={{'visual': avrobust.Linf({example}, "
+    "bounds=(0, 255))}"
+    for name, verb, example in (
+        ("eps", "is", "4.0"),
+        ("alpha", "is", "4.0, alpha=1.0"),
+        ("bounds", "are", "4.0"),
+    )
+}
+"""Where an attack's ``eps``, ``alpha`` and ``bounds`` go (hints of :func:`known_options`)."""
+
 _DEFAULT_ALPHA_FACTOR = 2.5  # alpha = 2.5 * eps / steps (Madry et al. 2018), see Budget.step_size
 
 
@@ -53,6 +64,9 @@ class Budget(ABC):
         bounds: the valid input range ``(low, high)``, e.g. ``(-1, 1)`` or ``(0, 255)``; every
             iterate is clamped into it. ``None`` leaves the range open.
 
+    ``eps``, ``alpha`` and ``bounds`` are checked again whenever they are set
+    (``budget.eps = 8`` in a sweep), with the same errors.
+
     Raises:
         ValueError: ``eps`` negative or not finite; ``alpha <= 0``; ``low >= high``; an empty
             tensor of per-sample values.
@@ -69,12 +83,20 @@ class Budget(ABC):
         alpha: float | Tensor | None = None,
         bounds: tuple[float, float] | None = None,
     ) -> None:
-        cls = type(self).__name__
-        self.eps = self._check_radius(eps, f"{cls}.eps", strict=False)
-        self.alpha = (
-            None if alpha is None else self._check_radius(alpha, f"{cls}.alpha", strict=True)
-        )
-        self.bounds = check_bounds(bounds, f"{cls}.bounds")
+        self.eps = eps  # each checked by __setattr__
+        self.alpha = alpha
+        self.bounds = bounds
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Check ``eps``, ``alpha`` and ``bounds`` as the constructor does, whenever set."""
+        where = f"{type(self).__name__}.{name}"
+        if name == "eps":
+            value = self._check_radius(value, where, strict=False)
+        elif name == "alpha":
+            value = None if value is None else self._check_radius(value, where, strict=True)
+        elif name == "bounds":
+            value = check_bounds(value, where)
+        super().__setattr__(name, value)
 
     def _check_radius(self, value: Any, name: str, *, strict: bool) -> float | Tensor:
         return check_radius(value, name, strict=strict, per_dimension=self.per_dimension)

@@ -163,8 +163,9 @@ class Ensemble:
             :class:`EnsembleResult`.
 
         Raises:
-            TypeError: an attack that does not return an :class:`avrobust.AttackResult`; and
-                the attacks' own errors.
+            TypeError: an attack that does not return an :class:`avrobust.AttackResult`.
+            ValueError: an attack whose result is for another batch size; and the attacks'
+                own errors.
         """
         inputs = check_tensor_dict(inputs, "inputs")
         check_labels_batch(labels, next(iter(inputs.values())).shape[0])
@@ -172,7 +173,7 @@ class Ensemble:
         broken_by: dict[str, int] = {}
         for i, (name, attack) in enumerate(zip(self.names, self.attacks)):
             if merged is None:
-                result = _checked(attack(inputs, labels), i)
+                result = _checked(attack(inputs, labels), i, labels.shape[0])
                 merged = _Merged(result, labels, name)
                 broken_by[name] = int(merged.success.sum())
                 continue
@@ -182,18 +183,27 @@ class Ensemble:
                 continue
             part = {n: x[rows.to(x.device)] for n, x in inputs.items()}
             sub = _subset(attack, rows.cpu())
-            result = _checked(sub(part, labels[rows.to(labels.device)]), i)
+            result = _checked(sub(part, labels[rows.to(labels.device)]), i, rows.numel())
             broken_by[name] = merged.update(rows, result, name)
         if merged is None:  # unreachable: Ensemble refuses an empty list of attacks
             raise RuntimeError("Ensemble: no attack ran")
         return merged.result(inputs, broken_by)
 
 
-def _checked(result: Any, index: int) -> AttackResult:
+def _checked(result: Any, index: int, batch: int) -> AttackResult:
+    """An attack's result for the ``batch`` samples it was given."""
     if not isinstance(result, AttackResult):
         raise TypeError(
             f"attacks[{index}]: expected it to return an avrobust.AttackResult, "
             f"got {describe(result)}"
+        )
+    got = {"logits": tuple(result.logits.shape)} if isinstance(result.logits, Tensor) else {}
+    got.update({n: tuple(x.shape) for n, x in result.inputs.items() if isinstance(x, Tensor)})
+    if any(not shape or shape[0] != batch for shape in got.values()):
+        raise ValueError(
+            f"attacks[{index}]: given a batch of {batch} samples, it returned a result of "
+            f"another batch (shapes {got}); an attack returns one candidate per sample it "
+            "was given, in their order"
         )
     return result
 

@@ -9,6 +9,7 @@ they do not saturate once a sample is fooled, and DLR does not change when the l
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -112,6 +113,7 @@ class CrossEntropyObjective:
     Args:
         head_weights: weight per extra head; a head missing from the mapping weighs
             ``default_head_weight``. ``None`` uses no extra head (the inference-aware objective).
+            A name with a weight > 0 that the model's output lacks is an error at the call.
         logits_weight: weight of the inference head.
         default_head_weight: weight for heads not named in ``head_weights``.
 
@@ -141,6 +143,13 @@ class CrossEntropyObjective:
     def __call__(self, out: AVOutput, labels: Tensor) -> Tensor:
         loss = self.logits_weight * per_sample_ce(out.logits, labels)
         if self.use_heads:
+            absent = [n for n, w in self.head_weights.items() if w and n not in out.heads]
+            if absent:
+                raise ValueError(
+                    f"head_weights: weights for the heads {absent}, but the model's output has "
+                    f"the heads {sorted(out.heads)}; name the heads as the output does (a typo?), "
+                    "or use objective='inference' to attack the logits alone"
+                )
             for name, head in out.heads.items():
                 weight = self.head_weights.get(name, self.default_head_weight)
                 if weight:
@@ -160,6 +169,13 @@ def _head_labels(head: Tensor, labels: Tensor, name: str) -> Tensor:
         ValueError: any other shape, naming the head (a head with frames folded into its batch,
             ``(B*T, C)``, is the usual case).
     """
+    classes = head.shape[-1] if head.ndim else 0
+    if labels.numel() and int(labels.max()) >= classes:
+        raise ValueError(
+            f"model output heads[{name!r}]: {classes} class(es) (shape {tuple(head.shape)}), "
+            f"but the labels reach class {int(labels.max())}; a head scores the logits' classes "
+            "in its last dimension, or is left out of the objective with objective='inference'"
+        )
     if head.shape[:-1] == labels.shape:
         return labels
     if head.ndim == 3 and labels.ndim == 1 and head.shape[0] == labels.shape[0]:
@@ -303,10 +319,12 @@ def as_objective(objective: Any, model: nn.Module, *, targeted: bool = False) ->
     ``targeted``). Names are case-insensitive (``"Margin"``). A callable is used as is.
 
     Raises:
-        ValueError: an unknown name. TypeError: neither a name nor a callable.
+        ValueError: an unknown name. TypeError: neither a name nor a callable; a class (not
+        an instance); a PyTorch loss (``nn.CrossEntropyLoss()``, ``F.cross_entropy``: they
+        take logits, not :class:`AVOutput`); a callable that cannot take two arguments.
     """
     if callable(objective) and not isinstance(objective, str):
-        return objective
+        return _check_callable(objective)
     if isinstance(objective, str):  # case-insensitive, as the rule names are
         objective = objective.lower()
     if objective == "training":
@@ -325,3 +343,43 @@ def as_objective(objective: Any, model: nn.Module, *, targeted: bool = False) ->
         f"objective: expected {names} or a callable "
         f"(AVOutput, labels) -> (B,) losses, got {describe(objective)}"
     )
+
+
+_PER_SAMPLE = (
+    "an attack objective is called as objective(AVOutput, labels) and returns (B,) per-sample "
+    "losses"
+)
+
+
+def _check_callable(objective: Any) -> Objective:
+    """A callable objective that can be called as ``objective(output, labels)``.
+
+    Raises:
+        TypeError: a class, a PyTorch loss of logits, or a signature that cannot take two
+            positional arguments (each message says what to pass instead).
+    """
+    name = getattr(objective, "__name__", type(objective).__name__)
+    if isinstance(objective, type):
+        raise TypeError(
+            f"objective: got the class {name}, not an objective; pass an instance, {name}()"
+        )
+    module = getattr(objective, "__module__", None) or ""
+    if isinstance(objective, nn.modules.loss._Loss) or module.startswith("torch.nn.functional"):
+        raise TypeError(
+            f"objective: got the PyTorch loss {name}, which takes logits; {_PER_SAMPLE}: pass "
+            "'inference' (the cross-entropy of the logits), or "
+            "lambda out, labels: F.cross_entropy(out.logits, labels, reduction='none')"
+        )
+    forward = objective.forward if isinstance(objective, nn.Module) else objective
+    try:
+        signature = inspect.signature(forward)
+    except (TypeError, ValueError):  # no signature to read (a builtin): trust the call
+        return objective  # type: ignore[no-any-return]
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"objective: {name}{signature} cannot be called with two arguments; {_PER_SAMPLE} "
+            "(e.g. lambda out, labels: out.logits[..., 1] - out.logits[..., 0])"
+        ) from None
+    return objective  # type: ignore[no-any-return]

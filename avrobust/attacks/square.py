@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_bool, check_int, check_number, describe
-from .._types import AttackResult
+from .._checks import check_bool, check_int, check_number, describe, known_options
+from .._types import AttackResult, AVOutput
 from ._guards import check_clean_logits, finite_rows
+from ._model_state import InputWrites
 from .attack import MultimodalAttack, preserve_model_state
-from .budgets import Budget, Linf
+from .budgets import BUDGET_OPTIONS, Budget, Linf
 from .objectives import Objective, check_labels
 
 __all__ = ["SquareAttack", "untargeted_success"]
@@ -76,7 +77,8 @@ class SquareAttack:
     ``p`` starts at ``p_init`` and is halved on the paper's schedule. Each query moves every
     attacked modality (the joint attack); its budget's projection keeps every candidate inside
     the ball and the bounds. The model runs in eval mode; every module's flag and every buffer
-    is restored afterwards, and the inputs are never modified.
+    is restored afterwards, and the inputs are never modified: the model gets copies (a forward
+    may write in place into the inputs that are not attacked, not into attacked ones).
 
     Only ``model`` and ``budgets`` are positional.
 
@@ -102,8 +104,9 @@ class SquareAttack:
 
     Raises:
         TypeError: a budget that is not :class:`avrobust.Linf`; arguments of the wrong type.
-        ValueError: ``queries < 1``, ``p_init`` outside (0, 1], and the errors of
-            :class:`avrobust.MultimodalAttack` on bad inputs, labels or logits.
+        ValueError: ``queries < 1``, ``p_init`` outside (0, 1], a forward that writes in place
+            into an attacked input, and the errors of :class:`avrobust.MultimodalAttack` on bad
+            inputs, labels or logits.
 
     Example:
         >>> import torch, avrobust
@@ -116,6 +119,7 @@ class SquareAttack:
         True
     """
 
+    @known_options(BUDGET_OPTIONS | {"steps": "Square counts queries: queries=1000"})
     def __init__(
         self,
         model: nn.Module,
@@ -167,18 +171,36 @@ class SquareAttack:
             inputs = {n: x.detach() if isinstance(x, Tensor) else x for n, x in inputs.items()}
         clean, labels, attacked = self._loop._check_call(inputs, labels)
         seed = torch.Generator().seed() if self.seed is None else self.seed
+        gen = torch.Generator().manual_seed(seed)
         with torch.no_grad(), preserve_model_state(self.model, "eval"):
-            return self._run(dict(clean), labels, attacked, torch.Generator().manual_seed(seed))
+            # the model gets copies only: the clean pass a copy of the call's own copy, each
+            # query its rows (copies too); a write into an attacked one is an error (InputWrites)
+            writes = InputWrites(self.model, clean, attacked)
+            clean = {n: x.clone() for n, x in clean.items()}
+            return self._run(clean, labels, attacked, gen, writes)
+
+    def _query(self, query: dict[str, Tensor], batch: int, writes: InputWrites) -> AVOutput:
+        """The model's output on ``query``, tensors made for this query alone."""
+        before = writes.before(query)
+        out = self._loop._forward(query, batch)
+        writes.check(query, before, restore=False)
+        return out
 
     def _run(
-        self, clean: dict[str, Tensor], labels: Tensor, attacked: list[str], gen: torch.Generator
+        self,
+        clean: dict[str, Tensor],
+        labels: Tensor,
+        attacked: list[str],
+        gen: torch.Generator,
+        writes: InputWrites,
     ) -> AttackResult:
         batch = labels.shape[0]
         device = next(iter(clean.values())).device
-        out = self._loop._forward(clean, batch)
+        out = self._query({n: x.clone() for n, x in clean.items()}, batch, writes)
         check_clean_logits(out.logits)
         labels = check_labels(labels.to(device), out.logits)
         clean_loss = self._loop._score(out, labels)
+        check_clean_logits(out.logits, clean_loss)
         best = _Best(clean_loss, {n: clean[n] for n in attacked}, out.logits)
         broken = untargeted_success(out.logits, labels)[0]
         eps = {n: self.budgets[n].radius(clean[n]) for n in attacked}
@@ -200,7 +222,7 @@ class SquareAttack:
                     )
                 candidate[n] = project[n](proposal)
             query = {n: (candidate[n] if n in candidate else x)[rows] for n, x in clean.items()}
-            out = self._loop._forward(query, rows.numel())
+            out = self._query(query, rows.numel(), writes)
             best.offer(rows, self._loop._score(out, labels[rows]), query, out.logits)
             used[rows] += 1
             broken = untargeted_success(best.logits, labels)[0]

@@ -131,7 +131,10 @@ def data_source(text: str) -> str:
 
 
 def out_folder_problem(path: str) -> str | None:
-    """Why ``path`` cannot be an output folder (a file, not writable), or ``None`` if it can."""
+    """Why ``path`` cannot be an output folder (empty, a file, not writable), or ``None`` if it
+    can."""
+    if not path.strip():  # e.g. --out "$OUT" with OUT unset: not the current folder in silence
+        return f"expected a folder path, got an empty string {path!r}"
     if "\0" in path:
         return f"{path!r} contains a NUL character, which no file system allows in a path"
     if os.path.exists(path) and not os.path.isdir(path):

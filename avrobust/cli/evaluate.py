@@ -32,22 +32,56 @@ def _synthetic(data_text: str) -> bool:
     return data_text == "synthetic" or data_text.startswith("synthetic:")
 
 
-def _models(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The checkpoint's model and the surrogate's (``None`` without ``--surrogate``)."""
-    from ..models import TalkNet
+def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Any, Any]:
+    """The checkpoint's model and the surrogate's (``None`` without ``--surrogate``); a model
+    setting the model refuses, or a file that is no checkpoint of ``--model``, exits 2 naming
+    the option, before any work."""
+    from ..models.talknet import TalkNetConfig
 
     overrides: dict[str, Any] = {}
     if args.face_size is not None:
         overrides["face_size"] = args.face_size
     if args.fps is not None:
         overrides["fps"] = args.fps
-    model = TalkNet.from_checkpoint(args.checkpoint, args.model, **overrides)
+    try:
+        TalkNetConfig.variant(args.model, **overrides)
+    except (ValueError, TypeError) as exc:
+        parser.error(library_error(exc, {"face_size": "--face-size", "fps": "--fps"}))
+    model = _checkpoint(parser, "--checkpoint", args.checkpoint, args.model, "--model", overrides)
     surrogate = None
     if args.surrogate is not None:
-        surrogate = TalkNet.from_checkpoint(
-            args.surrogate, args.surrogate_model or args.model, **overrides
+        kind, option = (
+            (args.surrogate_model, "--surrogate-model")
+            if args.surrogate_model
+            else (args.model, "--model")
         )
+        surrogate = _checkpoint(parser, "--surrogate", args.surrogate, kind, option, overrides)
     return model, surrogate
+
+
+def _checkpoint(
+    parser: argparse.ArgumentParser,
+    option: str,
+    path: str,
+    kind: str,
+    kind_option: str,
+    overrides: dict[str, Any],
+) -> Any:
+    """``TalkNet.from_checkpoint``; a file that is no checkpoint, or one of another architecture
+    than ``kind``, exits 2 with one line naming ``option`` (and ``kind_option``)."""
+    from ..models import TalkNet
+    from ..models.talknet import CheckpointMismatchError
+
+    try:
+        return TalkNet.from_checkpoint(path, kind, **overrides)
+    except CheckpointMismatchError as exc:
+        parser.error(
+            f"{option}: {' '.join(str(exc).split())}; was it saved from another architecture "
+            f"than {kind_option} {kind}?"
+        )
+    except (ValueError, TypeError, OSError) as exc:
+        message = " ".join(str(exc).split())
+        parser.error(f"{option}: {message.removeprefix('path: ')}")
 
 
 #: the evaluation setting each option of ``avrobust evaluate`` sets (as the library names it).
@@ -93,8 +127,12 @@ def run_evaluate(
 
     _check_paths(args, parser)
     grid, selection = _settings(args, parser)
-    model, surrogate = _models(args)
-    data, ava = _load_data(args, model.config.face_size, model.config.fps, say)
+    model, surrogate = _models(args, parser)
+    try:
+        data, ava = _load_data(args, model.config.face_size, model.config.fps, say)
+    except (FileNotFoundError, ValueError) as exc:  # no AVA tree, a malformed CSV, a face size
+        message = library_error(exc, {"face_size": "--face-size", "root": "--data"})
+        parser.error(message if message.startswith("--") else f"--data: {message}")
     os.makedirs(args.out, exist_ok=True)
     results_file = os.path.join(args.out, "results.jsonl")
     start = time.perf_counter()

@@ -53,7 +53,9 @@ Trained models, finished attack cells and masking checks are cached in OUT, so a
 evaluates (and an interrupted run resumes); changing only --eps/--table-eps, --surrogate or the
 worst-case settings reuses every model of the table. A rerun with other settings is refused
 before any work: use --fresh (or another --out). The demo deletes or
-overwrites only files it wrote (listed in OUT/.avrobust-manifest.json), never yours.
+overwrites only files it wrote (listed in OUT/.avrobust-manifest.json with their
+SHA-256), never yours nor one you edited since: a run that would write an edited
+output again stops before any work, naming it.
 The default run takes about 5 minutes on 2 CPU cores; --quick about 1.
 
 examples:

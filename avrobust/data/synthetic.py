@@ -34,6 +34,7 @@ arguments always give the same clip, in any order, in any process; nothing is st
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -173,8 +174,14 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
 
         Args:
             indices: which clips (default: all ``N``).
+
+        Raises:
+            MemoryError: the clips need more memory than the machine has free (checked before
+                any is made): iterate the dataset instead (clips are made on access), or pass
+                fewer ``indices``.
         """
         chosen = range(self.num_clips) if indices is None else indices
+        self._check_memory(len(chosen))
         clips = [self.clip(int(i)) for i in chosen]
         if not clips:
             size = self.face_size
@@ -188,6 +195,23 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
             "visual": torch.stack([c.visual for c in clips]),
         }
         return inputs, torch.stack([c.labels for c in clips])
+
+    def _check_memory(self, count: int) -> None:
+        """Refuse stacking ``count`` clips when they (twice: the clips, then the batch) need more
+        than the free memory (Linux, macOS; unchecked where the OS does not say)."""
+        per_clip = 4 * self.frames * (SAMPLES_PER_FRAME + self.face_size**2) + 8 * self.frames
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return
+        needed = 2 * count * per_clip
+        if free > 0 and needed > free:
+            raise MemoryError(
+                f"tensors: {count} clips need about {needed / 2**30:.1f} GiB (the clips and "
+                f"their batch), but {free / 2**30:.1f} GiB are free; iterate the dataset "
+                "instead (clips are made on access, e.g. pass it to avrobust.evaluate or a "
+                "DataLoader), or pass fewer indices"
+            )
 
     # ------------------------------------------------------------------ generation
 

@@ -76,7 +76,8 @@ class FeatureMemory(nn.Module):
     between a model's encoders and its fusion (as :class:`avrobust.models.event.AVEventNet`'s
     ``memory``), at training and test time alike. Banks are buffers: they follow ``.to(device)`` and
     are saved in ``state_dict`` (to load one, first create the banks with :meth:`set_bank`). NaN/Inf
-    in a bank or in a banked modality's features is refused (``ValueError`` naming it).
+    in a bank or in a banked modality's features, and an all-zero bank, are refused
+    (``ValueError`` naming it).
 
     Args:
         banks: ``{modality: (N, D) clean features}``; more can be added with :meth:`set_bank`.
@@ -150,6 +151,12 @@ class FeatureMemory(nn.Module):
         if features.shape[0] == 0:
             raise ValueError(f"banks[{modality!r}]: expected at least one feature, got none")
         bank = check_finite_tensor(features.detach()[: self.size].clone(), f"banks[{modality!r}]")
+        if not bool(bank.any()):
+            raise ValueError(
+                f"banks[{modality!r}]: every feature is zero (an encoder that outputs nothing?); "
+                "every reconstruction over it would be 0 and the memory would only scale the "
+                "features by 1 - blend: collect the bank from a trained encoder"
+            )
         self.register_buffer(f"bank_{modality}", bank)
         self.register_buffer(f"lipschitz_{modality}", lipschitz_constant(bank))
         if modality not in self._modalities:

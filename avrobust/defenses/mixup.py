@@ -60,7 +60,22 @@ def _targets(labels: Tensor, num_classes: int | None) -> Tensor:
     """Labels ``(B,)`` int or ``(B, C)`` probabilities -> ``(B, C)`` float."""
     check_tensor(labels, "labels")
     if labels.ndim == 2 and labels.is_floating_point():
-        return check_finite_tensor(labels, "labels")
+        check_finite_tensor(labels, "labels")
+        if num_classes is not None and labels.shape[1] != num_classes:
+            raise ValueError(
+                f"labels: expected (B, num_classes={num_classes}) probabilities, got shape "
+                f"{tuple(labels.shape)}"
+            )
+        sums = labels.sum(1)
+        if bool((labels < 0).any()) or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+            raise ValueError(
+                "labels: expected (B, C) class probabilities (each row >= 0 and summing to 1), "
+                f"got rows summing to {[round(float(v), 4) for v in sums[:4]]} with min "
+                f"{float(labels.min()):.3g}; "
+                "logits or scores? pass softmax(logits, 1), or (B,) class indices with "
+                "num_classes"
+            )
+        return labels
     if labels.ndim != 1 or labels.is_floating_point():
         raise ValueError(
             f"labels: expected (B,) integer classes or (B, C) probabilities, "
@@ -104,7 +119,8 @@ def modality_mixup(
         :class:`MixupBatch` with mixed ``inputs``, soft ``targets (B, C)``, ``lam`` and ``index``.
 
     Raises:
-        TypeError, ValueError: bad inputs, labels (NaN/Inf class probabilities too), mode, alpha,
+        TypeError, ValueError: bad inputs, labels (NaN/Inf class probabilities too, and rows
+            that are not probabilities: negative or not summing to 1), mode, alpha,
             generator or an unknown modality. NaN/Inf *inputs* are not checked (that would cost a
             device sync per batch); they stay NaN/Inf in the mixed batch.
 

@@ -1,7 +1,7 @@
 """The cache of the demo's gradient-masking checks: one JSON file of diagnoses, each stored
 with the fingerprint of what it depends on (the model's and the surrogate's weights, the clips'
-content, the budget and the settings), so that a rerun reuses a diagnosis only for the same
-inputs and recomputes the others."""
+content, the budget, the settings and the version of diagnose's checks), so that a rerun reuses a
+diagnosis only for the same inputs and checks and recomputes the others."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from ..evaluation.fingerprints import clip_digests, data_digest, model_fingerpri
 __all__ = ["fingerprint", "load", "save"]
 
 _FORMAT = 1
+#: The version of :func:`avrobust.diagnose`'s checks, part of every key: a diagnosis cached by
+#: an older set of checks is recomputed (once). 2: with the ``batch_coupling`` flag. Raise it
+#: whenever diagnose gains, drops or changes a check.
+CHECKS = 2
 
 
 def fingerprint(
@@ -29,8 +33,9 @@ def fingerprint(
     eps_av: float,
     options: Mapping[str, Any],
 ) -> str:
-    """SHA-256 (hex) of everything a diagnosis depends on."""
+    """SHA-256 (hex) of everything a diagnosis depends on, :data:`CHECKS` included."""
     parts = {
+        "checks": CHECKS,
         "model": model_fingerprint(model),
         "surrogate": model_fingerprint(surrogate),
         "clips": data_digest(clip_digests(batch, labels)),

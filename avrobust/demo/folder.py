@@ -6,20 +6,30 @@ is writing it). Before any work, :class:`DemoFolder` refuses a rerun with other 
 the budget grid, which only adds attack cells) and a file the demo did not write where it would
 write one; starting afresh deletes only the recorded files that still hold what the demo wrote
 (one changed since is kept, and said; if the run would overwrite it, the run stops first), never
-a user's file or sub-folder.
+a user's file or sub-folder. A file whose content no longer matches its hash (the user edited it,
+or replaced it with a link or a folder) is the user's from then on: no run deletes it or records it
+as the demo's, and a run that would write it again (``--fresh`` or not) stops before any work
+with a :class:`FolderConflict` naming it (move it away, or choose another folder).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._checks import describe
+from ._manifest import (
+    GRID_ONLY,
+    MANIFEST,
+    RECOMPUTED,
+    FolderConflict,
+    _listed,
+    _sha256,
+    check_out_dir,
+    settings_of,
+)
 
 __all__ = [
     "GRID_ONLY",
@@ -34,66 +44,9 @@ __all__ = [
     "settings_of",
 ]
 
-MANIFEST = ".avrobust-manifest.json"
 _FORMAT = 1
-#: ``DemoConfig`` fields that choose only which attack cells are computed, or how they are judged:
-#: a rerun with other values reuses the folder's models and the matching cells.
-GRID_ONLY = ("eps_grid", "table_eps", "tie_margin", "extras")
-#: ``DemoConfig`` fields whose change only makes some results stale: a rerun with other values
-#: keeps the folder's models and recomputes what depends on them (another ``surrogate`` is
-#: another cached model, and its transfer cells are dropped when it is trained; other worst-case
-#: settings drop the worst-case cells, :func:`drop_stale_worst_case`)
-RECOMPUTED = ("surrogate", "worst_case_steps", "worst_case_queries")
 _WORST_CASE = ("worst_case_steps", "worst_case_queries")
 _FOLDERS = ("models", "results", "xab_test")
-
-
-class FolderConflict(ValueError):
-    """The demo folder cannot be used as asked, found before any work.
-
-    Attributes:
-        differences: ``{DemoConfig field: (value in the folder, value asked)}``; empty when the
-            conflict is about files.
-        paths: the files (relative to the folder) the demo did not write, where it would write.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        differences: Mapping[str, tuple[Any, Any]] | None = None,
-        paths: Iterable[str] = (),
-    ) -> None:
-        super().__init__(message)
-        self.differences = dict(differences or {})
-        self.paths = list(paths)
-
-
-def settings_of(config: Any) -> dict[str, Any]:
-    """The settings a demo folder's models and cells depend on, JSON-ready (tuples as lists)."""
-    data = {
-        f.name: getattr(config, f.name)
-        for f in dataclasses.fields(config)
-        if f.name not in GRID_ONLY and f.name != "models"
-    }
-    data["models"] = [_recipe(s) for s in config.models]
-    return json.loads(json.dumps(data))
-
-
-def _recipe(spec: Any) -> dict[str, Any]:
-    """A model recipe as the manifest records it: a TalkNet's without its ``architecture``, as
-    manifests written before that field (and its cache key) have it."""
-    recipe = dataclasses.asdict(spec)
-    if recipe.get("architecture") == "talknet":
-        del recipe["architecture"]
-    return recipe
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DemoFolder:
@@ -111,6 +64,8 @@ class DemoFolder:
         self.path = os.path.join(out, MANIFEST)
         self.settings: dict[str, Any] | None = None
         self.files: dict[str, dict[str, Any]] = {}
+        #: the entries as they were before :meth:`claim` (whose hashes it drops)
+        self.previous: dict[str, dict[str, Any]] = {}
         if os.path.exists(self.path):
             self._load()
 
@@ -168,6 +123,25 @@ class DemoFolder:
                 "choose another folder",
                 paths=foreign,
             )
+        self._refuse_edited(planned)
+
+    def _refuse_edited(self, planned: Iterable[str]) -> None:
+        """Raise a :class:`FolderConflict` naming the recorded files this run would write again
+        (``planned``, and everything under ``xab_test/``) that changed since the demo wrote them."""
+        written = set(planned)
+        edited = [
+            rel
+            for rel in sorted(self.files)
+            if (rel in written or rel.startswith("xab_test/")) and self.changed(rel)
+        ]
+        if edited:
+            raise FolderConflict(
+                f"out_dir: {self.out} holds {_listed(edited, 4)}, which avrobust demo wrote but "
+                "which changed since (its content no longer matches the manifest, or it is now a "
+                "link or a folder) and which this run would overwrite; move it away (it is yours "
+                "now, the demo never deletes it) or choose another folder",
+                paths=edited,
+            )
 
     def clear(self, say: Callable[[str], None], planned: Iterable[str] = ()) -> list[str]:
         """Delete the recorded files that are still plain files (no folder, no link) and hold
@@ -175,26 +149,17 @@ class DemoFolder:
         hash (changed since) is kept, said, and is the user's from then on.
 
         Raises:
-            FolderConflict: such a changed file is at one of the ``planned`` paths (the run
-                would overwrite it); nothing is deleted.
+            FolderConflict: such a changed file is one this run would write (``planned``, or
+                under ``xab_test/``); nothing is deleted.
         """
+        self._refuse_edited(planned)
         present = [
             rel
             for rel in sorted(self.files)
             if os.path.isfile(os.path.join(self.out, rel))
             and not os.path.islink(os.path.join(self.out, rel))
         ]
-        changed = [rel for rel in present if self._changed(rel)]
-        written = set(planned)
-        overwritten = [rel for rel in changed if rel in written]
-        if overwritten:
-            raise FolderConflict(
-                f"out_dir: {self.out} holds {_listed(overwritten, 4)}, which avrobust demo wrote "
-                "but which changed since (its content no longer matches the manifest): starting "
-                "afresh keeps it, and this run would overwrite it; move it away or choose "
-                "another folder",
-                paths=overwritten,
-            )
+        changed = [rel for rel in present if self.changed(rel)]
         doomed = [rel for rel in present if rel not in changed]
         if changed:
             say(
@@ -213,22 +178,30 @@ class DemoFolder:
         self._save()
         return doomed
 
-    def _changed(self, rel: str) -> bool:
-        """Whether the recorded file ``rel`` no longer holds what the demo wrote (``False`` for
-        one without a hash: a run was writing it)."""
-        entry = self.files.get(rel)
+    def changed(self, rel: str) -> bool:
+        """Whether the recorded file ``rel`` no longer holds what the demo wrote: its content
+        differs from the hash, or it is now a link or not a plain file (``False`` for a file
+        that is gone, and for one without a hash: a run was writing it)."""
+        entry = self.previous.get(rel, self.files.get(rel))
+        path = os.path.join(self.out, rel)
+        if not os.path.lexists(path):
+            return False
+        if os.path.islink(path) or not os.path.isfile(path):
+            return True
         if not isinstance(entry, dict) or entry.get("sha256") is None:
             return False
-        path = os.path.join(self.out, rel)
         if os.path.getsize(path) != entry.get("size"):
             return True
         return bool(_sha256(path) != entry["sha256"])
 
     def claim(self, settings: Mapping[str, Any], planned: Iterable[str]) -> None:
         """Record the settings and the paths this run will write (before writing them; their
-        hashes are dropped until :meth:`record`, as the run may change them)."""
+        hashes, and those of the recorded files under ``xab_test/``, which the run rewrites, are
+        dropped until :meth:`record`, as the run may change them; :attr:`previous` keeps them)."""
         self.settings = dict(settings)
-        for rel in planned:
+        self.previous = {rel: dict(entry) for rel, entry in self.files.items()}
+        rewritten = [rel for rel in self.files if rel.startswith("xab_test/")]
+        for rel in (*planned, *rewritten):
             self.files[rel] = {"size": None, "sha256": None}
         self._save()
 
@@ -247,6 +220,8 @@ class DemoFolder:
         for rel, st in self._present().items():
             if rel in before and before[rel] == (st.st_size, st.st_mtime_ns):
                 continue  # the user's, untouched
+            if self.files.get(rel, {}).get("sha256") is not None:
+                continue  # recorded earlier and not written by this run: changed, it is the user's
             if rel in before:
                 replaced.append(rel)
             self.files[rel] = {"size": st.st_size, "sha256": _sha256(os.path.join(self.out, rel))}
@@ -288,28 +263,6 @@ class DemoFolder:
         os.replace(temporary, self.path)
 
 
-def _listed(paths: list[str], shown: int) -> str:
-    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
-    return ", ".join(paths[:shown]) + more
-
-
-def check_out_dir(out_dir: Any) -> str:
-    """``out_dir`` as a ``str`` path, checked: a path (``str`` or ``os.PathLike``), not a file.
-
-    Raises:
-        TypeError: not a path.
-        NotADirectoryError: an existing file.
-    """
-    if not isinstance(out_dir, (str, os.PathLike)):
-        raise TypeError(f"out_dir: expected a folder path, got {describe(out_dir)}")
-    out = os.fspath(out_dir)
-    if not isinstance(out, str):
-        raise TypeError(f"out_dir: expected a str path, got {describe(out)}")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise NotADirectoryError(f"out_dir: expected a folder, got {out!r}, which is a file")
-    return out
-
-
 def open_demo_folder(
     out: str,
     settings: Mapping[str, Any],
@@ -345,7 +298,8 @@ def drop_stale_worst_case(
 ) -> None:
     """Delete the worst-case cells the demo wrote (``results/<key>-worst-case.jsonl``) when the
     folder's run had other worst-case settings than ``settings`` (a run from before those
-    settings existed had no worst-case cells)."""
+    settings existed had no worst-case cells). One changed since the demo wrote it is kept and
+    said."""
     old = folder.settings
     if old is None or all(old.get(k, settings.get(k)) == settings.get(k) for k in _WORST_CASE):
         return
@@ -356,18 +310,36 @@ def drop_stale_worst_case(
             and rel.endswith("-worst-case.jsonl")
             and os.path.isfile(path)
         ):
+            if folder.changed(rel):
+                say(
+                    f"the worst-case settings changed: keeping {rel}, changed since the demo wrote it"
+                )
+                continue
             say(f"the worst-case settings changed: deleting its earlier cells {rel}")
             os.remove(path)
 
 
 def drop_results(folder: DemoFolder, key: str, say: Callable[[str], None]) -> None:
     """Delete the attack cells of model ``key`` (and of the extras that use it) that the demo
-    wrote: the model was trained anew, so they belong to other weights."""
+    wrote: the model was trained anew, so they belong to other weights.
+
+    Raises:
+        FolderConflict: such a file changed since the demo wrote it (nothing of it deleted).
+    """
     extras = {"A": ["A-inference", "S-to-A"], "S": ["S-to-A"]}.get(key, [])
     names = ([] if key == "S" else [key, f"{key}-worst-case"]) + extras
     for name in names:
         rel = f"results/{name}.jsonl"
         path = os.path.join(folder.out, rel)
-        if rel in folder.files and os.path.isfile(path) and os.path.getsize(path) > 0:
-            say(f"model ({key}) was trained anew: deleting its earlier attack cells {rel}")
-            os.remove(path)
+        if rel not in folder.files or not os.path.isfile(path) or os.path.getsize(path) == 0:
+            continue
+        if folder.changed(rel):
+            raise FolderConflict(
+                f"out_dir: {folder.out} holds {rel}, the attack cells of model ({key}) that "
+                "avrobust demo wrote, which changed since (its content no longer matches the "
+                "manifest); the model was trained anew, so they belong to other weights and "
+                "this run would replace them: move it away and rerun",
+                paths=[rel],
+            )
+        say(f"model ({key}) was trained anew: deleting its earlier attack cells {rel}")
+        os.remove(path)

@@ -267,7 +267,8 @@ def run_demo(
         progress: tqdm progress bars (stderr).
         plots: write PNG plots (needs matplotlib; skipped with a note in the summary if missing).
         retrain: start afresh: delete the files an earlier run of the demo wrote in ``out_dir``
-            (listed in its manifest ``.avrobust-manifest.json``; never another file or folder),
+            (listed in its manifest ``.avrobust-manifest.json`` with their SHA-256; never another
+            file or folder, nor one changed since the demo wrote it, which is kept and said),
             then train and attack everything, whatever settings that run had.
         report: called with each progress message (e.g. ``print``); messages also go to the
             ``avrobust.demo`` logger.
@@ -280,8 +281,10 @@ def run_demo(
             (other than the grid: ``eps_grid``, ``table_eps``, ``tie_margin``, ``extras``; and
             than ``surrogate``, ``worst_case_steps``, ``worst_case_queries``, whose change
             recomputes what depends on them) and
-            ``retrain`` is not set, or files the demo did not write where it would write (a
-            :class:`~avrobust.demo.folder.FolderConflict` naming them, raised before any work).
+            ``retrain`` is not set, files the demo did not write where it would write, or files
+            it wrote that changed since (edited: they are the user's) where it would write again
+            (a :class:`~avrobust.demo.folder.FolderConflict` naming them, raised before any
+            work; a rerun never overwrites nor deletes an edited output).
         NotADirectoryError: ``out_dir`` is a file.
     """
     config = _as_config(config)

@@ -125,7 +125,11 @@ def evaluate(
             (naming the data); a task the attack and the measure disagree on (naming the
             model: AP of a multi-class model with a named objective, or labels all 0/1 for
             ``C > 2`` classes with ``Measures.measure="auto"``); a worst-case cell of a
-            ``C > 2`` model scored as a binary task (naming ``Grid.rules``).
+            ``C > 2`` model scored as a binary task (naming ``Grid.rules``); a surrogate
+            whose logits have another class count than the model's (naming ``surrogate``);
+            a model or surrogate on the meta device; one logit per label (naming the model and
+            the 2-class logits to return); integer data of an attacked modality, or a model
+            whose forward does not take the data's modality names (TypeError).
         RuntimeError: the store's file is in use by another run (its lock file exists);
             called under ``torch.inference_mode()``.
 
@@ -149,7 +153,8 @@ def evaluate(
 
     def setup() -> tuple[Source, dict[str, Any]]:
         _check_arguments(model, grid, selection, measures, store, surrogate, on_cell)
-        check_int(seed, "seed", min_value=0)
+        if check_int(seed, "seed", min_value=0) >= 2**63:
+            raise ValueError(f"seed: must be < 2**63 (a torch generator's seed), got {seed}")
         check_bool(progress, "progress")
         size = check_int(batch_size, "batch_size", min_value=1)
         source = Source(data, size, max_clips=max_clips)
@@ -170,8 +175,15 @@ def evaluate(
                 file.resume(config, _digest_of(source, digests)) if store.resume else (None, {})
             )
             if meta is None:
+                attacked = sorted({m for mods in grid.modality_sets for m in mods})
                 clean, chosen, clips = select(
-                    model, source, measures, selection, seed, objective=grid.objective
+                    model,
+                    source,
+                    measures,
+                    selection,
+                    seed,
+                    objective=grid.objective,
+                    attacked=attacked,
                 )
                 digests = dict(zip(chosen, clips))
                 meta = {"kind": "meta", "config": config, "clean": clean, "selection": chosen}
@@ -216,6 +228,12 @@ def _check_arguments(
         raise TypeError(f"model: expected a torch.nn.Module, got {describe(model)}")
     if surrogate is not None and not isinstance(surrogate, nn.Module):
         raise TypeError(f"surrogate: expected a torch.nn.Module or None, got {describe(surrogate)}")
+    for name, module in (("model", model), ("surrogate", surrogate)):
+        if module is not None and any(t.is_meta for t in module.state_dict().values()):
+            raise ValueError(
+                f"{name}: its parameters or buffers are on the meta device (no values); load "
+                "its weights first (model.to_empty(device='cpu') and load_state_dict)"
+            )
     for name, value, kind in (
         ("grid", grid, Grid),
         ("selection", selection, Selection),

@@ -12,6 +12,7 @@ the rule's settings and the budgets of the attacked modalities, as a results fil
 from __future__ import annotations
 
 import hashlib
+import inspect
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -238,8 +239,8 @@ def _parse_rules(rules: Any) -> tuple[str | Rule, ...]:
 
 def _parse_eps(eps: Any) -> list[float]:
     values = [eps] if isinstance(eps, numbers.Real) and not isinstance(eps, bool) else eps
-    if isinstance(values, np.ndarray) and values.ndim == 1:
-        values = values.tolist()
+    if isinstance(values, (np.ndarray, Tensor)) and values.ndim <= 1:
+        values = values.reshape(-1).tolist()
     if not isinstance(values, Sequence) or isinstance(values, str) or not values:
         raise TypeError(
             f"Grid.eps: expected a non-empty list of budgets such as [1, 2, 5], got {describe(eps)}"
@@ -261,6 +262,15 @@ def _check_objective(objective: Any) -> str | Objective:
             f"Grid.objective: expected one of {list(OBJECTIVE_NAMES)} or a callable, got "
             f"{describe(objective)}"
         )
+    try:
+        inspect.signature(objective).bind(None, None)
+    except TypeError:
+        raise TypeError(
+            "Grid.objective: expected a callable (AVOutput, labels) -> (B,) per-clip losses, "
+            f"got {describe(objective)} with signature {inspect.signature(objective)}"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): the call will tell
+        pass
     return objective  # type: ignore[no-any-return]
 
 
@@ -273,7 +283,14 @@ def _budget_table(
     out = {}
     attacked = sorted({m for mods in sets for m in mods}, key=[m for s in sets for m in s].index)
     for e in eps:
-        given = budgets(e)
+        try:
+            given = budgets(e)
+        except (TypeError, ValueError) as error:
+            kind = TypeError if isinstance(error, TypeError) else ValueError
+            raise kind(
+                f"Grid.budgets: budgets(eps={e:g}) raised {type(error).__name__}: {error}; "
+                "expected a function eps -> {modality: Budget}"
+            ) from error
         if not isinstance(given, Mapping) or not all(isinstance(b, Budget) for b in given.values()):
             raise TypeError(
                 f"Grid.budgets: expected budgets(eps) to return a dict {{modality: Budget}}, got "

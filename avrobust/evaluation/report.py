@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._checks import check_bool, check_number, describe
 from ..metrics.ri import RobustnessRow
 from .grid import parse_modality_set
 from .reporting import (
@@ -61,10 +62,13 @@ class EvaluationReport:
         """The cell of ``rule`` at ``eps`` attacking ``modalities`` (``"audio+visual"`` or a tuple).
 
         Raises:
-            KeyError: no such cell; the message lists the cells there are.
+            KeyError: no such cell (the message lists them). TypeError: a ``rule`` or ``eps``
+                that is not a name or a number.
         """
+        if not isinstance(rule, str):
+            raise TypeError(f"rule: expected a rule name such as 'pgd', got {describe(rule)}")
         mods = parse_modality_set(modalities, "modalities")
-        key = cell_key(rule.lower(), float(eps), mods)
+        key = cell_key(rule.lower(), _eps(eps), mods)
         for cell in self.cells:
             if cell.key == key:
                 return cell
@@ -215,7 +219,6 @@ class EvaluationReport:
             return f"{len(self.clean['classes_selected'])} classes"
         return f"{self.clean.get('positives_selected', missing)} speaking"
 
-    # ---------------------------------------------------------------- saving
     def to_csv(self, path: PathLike) -> None:
         """Write :meth:`rows` as CSV (header row first)."""
         write_csv_rows(path, self.rows())
@@ -237,7 +240,15 @@ class EvaluationReport:
 
         Returns:
             The paths written.
+
+        Raises:
+            TypeError: ``plots`` not a bool. ValueError: a ``name`` with folders in it.
         """
+        check_bool(plots, "plots")
+        if not isinstance(name, str) or not name or os.path.basename(name) != name:
+            raise ValueError(
+                f"name: expected a file name without folders (in directory), got {name!r}"
+            )
         os.makedirs(directory, exist_ok=True)
         base = os.path.join(os.fspath(directory), name)
         self.to_csv(base + ".csv")
@@ -261,6 +272,8 @@ class EvaluationReport:
             FileNotFoundError: no file. ValueError: not an avrobust results file, or a line
                 that is not as evaluate wrote it (the message gives the file and line).
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a results file path, got {describe(path)}")
         stored = read_results(path)
         if stored.meta is None:
             raise ValueError(f"{path}: not an avrobust results file (no 'meta' line found)")
@@ -278,12 +291,10 @@ class EvaluationReport:
         meta = stored.meta
         return cls({**meta["config"], **grid}, meta["clean"], list(meta["selection"]), cells)
 
-    # ---------------------------------------------------------------- plots
     def plot_map(self, path: PathLike, *, title: str | None = None) -> Any:
         """Fig.-3-like plot: mAP (%; top-1 accuracy for a report measured by accuracy) against
         eps, one panel per attacked-modality set, one line per rule, eps 0 = the clean value of
-        the selected clips. Needs matplotlib
-        (``pip install 'avrobust[plots]'``).
+        the selected clips. Needs matplotlib (``pip install 'avrobust[plots]'``).
 
         Args:
             path: the image file to write (PNG).
@@ -343,7 +354,7 @@ class EvaluationReport:
         """
         if not self.cells:
             raise ValueError("plot_ecr: the report has no cells")
-        at = max(c.eps for c in self.cells) if eps is None else float(eps)
+        at = max(c.eps for c in self.cells) if eps is None else _eps(eps)
         cells = [c for c in self.cells if c.eps == at]
         if not cells:
             raise ValueError(
@@ -357,6 +368,13 @@ class EvaluationReport:
             title=title or f"ECR at {eps_name} = {at:g}\n{self._title()}",
         )
         return save_figure(fig, path)
+
+
+def _eps(eps: Any) -> float:
+    """A budget value given to a lookup (a string of a number too, as a command line gives)."""
+    if isinstance(eps, str) and eps.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        eps = float(eps)
+    return check_number(eps, "eps")
 
 
 def _db(value: float | None) -> str:

@@ -158,8 +158,21 @@ class CellResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: ``data`` lacks a field without a default, or has one CellResult lacks.
+        """
         values = dict(data)
+        fields = dataclasses.fields(cls)
+        required = [f.name for f in fields if f.default is f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in values]
+        unknown = sorted(set(values) - {f.name for f in fields})
+        if missing or unknown:
+            raise ValueError(
+                f"data: expected a dict of CellResult.to_dict(), got one without {missing} "
+                f"and with unknown fields {unknown}"
+            )
         values["modalities"] = tuple(values["modalities"])
         for name in ("snr_db", "psnr_db"):
             values[name] = {k: math.inf if v is None else v for k, v in values[name].items()}

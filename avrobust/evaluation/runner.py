@@ -91,6 +91,7 @@ class CellRunner:
         if not cells:
             return
         self.check_task(cells)
+        self._check_surrogate()
         _warn_units(self.grid, cells, self.ranges)
         self._warn_coupling()
         if not self.ranks.main:
@@ -99,6 +100,28 @@ class CellRunner:
                 self._check_clips(part, inputs, labels)
                 seen += part
             self._check_seen(seen)
+
+    def _check_surrogate(self) -> None:
+        """Refuse a surrogate that cannot be called as the target is, or whose logits have
+        another class count ``C`` than the target's (another task: the labels would mean other
+        classes to it), on the first batch of the selected clips."""
+        if self.attacker is self.model:
+            return
+        for _, (inputs, _labels) in self.source.batches(self.selection):
+            try:
+                out = forward(self.attacker, to_device(inputs, self.attack_device))
+            except TypeError as error:
+                raise TypeError(f"surrogate: {error}") from error
+            target = forward(self.model, to_device(inputs, self.device)).logits
+            found = int(out.logits.shape[-1]) if out.logits.ndim else 0
+            classes = int(target.shape[-1]) if target.ndim else 0
+            if found != classes:
+                raise ValueError(
+                    f"surrogate: returns logits over {found} classes, but the target model's "
+                    f"are over {classes}: a surrogate of another task, to which the labels "
+                    "mean other classes; pass a surrogate of the target's task"
+                )
+            return
 
     def _warn_coupling(self) -> None:
         """Warn once when the first batch's clips change each other's logits

@@ -13,6 +13,7 @@ else ``m``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from .._checks import check_choice, describe
 from .._types import AVOutput
 from ..adapters import as_avoutput
 from ..attacks import preserve_model_state
+from ..attacks._call_checks import check_forward_keywords
 
 __all__ = ["MEASURES", "Measures", "ScoreFn", "Scored", "default_score"]
 
@@ -39,7 +41,7 @@ def default_score(out: AVOutput) -> Tensor:
         ValueError: logits of another number of classes (the message names the model).
     """
     logits = out.logits
-    if logits.shape[-1] != 2:
+    if logits.ndim == 0 or logits.shape[-1] != 2:
         raise ValueError(
             f"model: returns logits of shape {tuple(logits.shape)}, but the default score "
             "(no Measures.score_fn given) is P(class 1) of 2-class logits (..., 2); pass "
@@ -165,6 +167,8 @@ class Measures:
         logits = out.logits
         classes = int(logits.shape[-1]) if logits.ndim else 0
         labels = labels.cpu()
+        if self.score_fn is None:
+            check_one_logit(logits, labels)
         if classes == 2 or (classes < 2 and self.score_fn is not None):
             scores = self.scores(out, labels)
             if classes == 2:
@@ -210,6 +214,46 @@ class Measures:
             elif m in out.embeddings:
                 names[m] = m
         return names
+
+
+def check_one_logit(logits: Tensor, labels: Tensor) -> None:
+    """Refuse logits shaped like the labels (not one-hot): one logit per label, as a sigmoid
+    model gives, whose last dimension would be read as the classes.
+
+    Raises:
+        ValueError: naming the model and the 2-class logits to return instead.
+    """
+    if logits.ndim == 0 or logits.shape != labels.shape:
+        return
+    one_hot = labels.ndim >= 2 and bool(((labels == 0) | (labels == 1)).all())
+    if one_hot and bool((labels.sum(-1) == 1).all()):
+        return
+    raise ValueError(
+        f"model: returns logits of shape {tuple(logits.shape)}, shaped like the labels: one "
+        "logit per label (a sigmoid / BCE model)? evaluate reads the last dimension of the "
+        "logits as the classes; return 2-class logits torch.stack([-z / 2, z / 2], -1) (their "
+        "P(class 1) is sigmoid(z)), e.g. with avrobust.wrap(model, logits=lambda z: "
+        "torch.stack([-z / 2, z / 2], -1))"
+    )
+
+
+def warn_score_range(scored: Sequence[Scored]) -> None:
+    """Warn once when binary scores (of ``Measures.score_fn``) lie outside [0, 1]: a
+    prediction is a score >= 0.5, which assumes probabilities."""
+    values = [s.values for s in scored if s.binary and s.values.numel()]
+    if not values:
+        return
+    low = min(float(v.min()) for v in values)
+    high = max(float(v.max()) for v in values)
+    if low < 0 or high > 1:
+        warnings.warn(
+            f"Measures.score_fn: gave scores from {low:g} to {high:g}, outside [0, 1], but "
+            "evaluate predicts class 1 where a score is >= 0.5 (the correct clips, the success "
+            "rate and the accuracy use that threshold; AP does not): return probabilities, "
+            "e.g. torch.sigmoid of a logit margin or softmax(logits)[..., 1]",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def check_class_range(labels: Tensor, classes: int) -> None:
@@ -261,7 +305,13 @@ def device_of(model: nn.Module) -> torch.device:
 
 
 def forward(model: nn.Module, inputs: Mapping[str, Tensor]) -> AVOutput:
-    """``model(**inputs)`` without gradients, in eval mode (its flags restored after)."""
+    """``model(**inputs)`` without gradients, in eval mode (its flags restored after).
+
+    Raises:
+        TypeError: a model whose forward does not take the modality names as keywords
+            (:func:`~avrobust.attacks._call_checks.check_forward_keywords`).
+    """
+    check_forward_keywords(model, list(inputs))
     with torch.no_grad(), preserve_model_state(model, "eval"):
         return as_avoutput(model(**inputs))
 
@@ -281,6 +331,25 @@ def clip_positive(labels: Tensor) -> Tensor:
     if labels.ndim == 1:
         return labels.bool()
     return labels.float().mean(dim=tuple(range(1, labels.ndim))) > 0.5
+
+
+def check_floating(
+    ids: Sequence[int], inputs: Mapping[str, Tensor], attacked: Sequence[str]
+) -> None:
+    """Refuse a batch whose ``attacked`` modalities are not floating point (uint8 frames,
+    int16 audio), naming the first clip and the modality, before the model sees them.
+
+    Raises:
+        TypeError: ``data[i]['modality']: ...``.
+    """
+    for name in attacked:
+        x = inputs.get(name)
+        if x is not None and not x.is_floating_point():
+            raise TypeError(
+                f"data[{ids[0]}][{name!r}]: dtype {x.dtype}, but an attacked modality is "
+                "perturbed in floats: pass x.float() in the units of its budget (0-255 frames "
+                "and audio in [-1, 1] under the default budgets: int16 audio / 32768)"
+            )
 
 
 def check_finite_clips(ids: Sequence[int], inputs: Mapping[str, Tensor]) -> None:

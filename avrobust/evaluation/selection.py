@@ -25,17 +25,20 @@ from ..metrics import average_precision
 from .fingerprints import clip_digests
 from .scoring import (
     Measures,
+    Scored,
     ScoreFn,
     check_finite_clips,
     check_finite_scores,
+    check_floating,
     clip_positive,
     device_of,
     forward,
     frame_correct,
     to_device,
+    warn_score_range,
 )
 from .sources import Source
-from .tasks import balanced_per_class, clip_classes, task_measure
+from .tasks import balanced_per_class, balanced_subset, clip_classes, task_measure
 
 __all__ = [
     "CleanPass",
@@ -84,6 +87,9 @@ class Selection:
 def _check_clips(clips: Any) -> str | tuple[int, ...]:
     if isinstance(clips, str):
         return check_choice(clips, "Selection.clips", ("correct", "all"))
+    if isinstance(clips, (Tensor, np.ndarray)) and clips.ndim == 1:
+        flags = clips.dtype == torch.bool if isinstance(clips, Tensor) else clips.dtype == bool
+        clips = clips if flags else clips.tolist()  # a mask is refused below
     if not isinstance(clips, Sequence) or not all(
         isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in clips
     ):
@@ -124,12 +130,20 @@ class CleanPass:
 
 
 def clean_pass(
-    model: nn.Module, source: Source, measures: Measures, min_accuracy: float
+    model: nn.Module,
+    source: Source,
+    measures: Measures,
+    min_accuracy: float,
+    *,
+    attacked: Sequence[str] = (),
 ) -> CleanPass:
-    """Score every clip of ``source`` once with ``model`` (no attack).
+    """Score every clip of ``source`` once with ``model`` (no attack); warn once when binary
+    scores lie outside [0, 1] (:func:`~avrobust.evaluation.scoring.warn_score_range`).
 
     Raises:
         ValueError: no clip, or scores not shaped like the labels.
+        TypeError: an ``attacked`` modality whose data is not floating point (before the
+            model sees it).
     """
     device = device_of(model)
     found: dict[str, list[Any]] = {k: [] for k in ("ids", "correct", "positive", "scores")}
@@ -137,12 +151,15 @@ def clean_pass(
     classes: list[int] = []
     kinds: set[tuple[bool, int]] = set()
     ranges: dict[str, tuple[float, float]] = {}
+    batches: list[Scored] = []
     for part, (inputs, y) in source.batches(None):
+        check_floating(part, inputs, attacked)
         check_finite_clips(part, inputs)
         found["digests"] += clip_digests(inputs, y)
         _widen(ranges, inputs)
         scored = measures.score(forward(model, to_device(inputs, device)), y.cpu())
         check_finite_scores(part, scored, "the clean inputs")
+        batches.append(scored)
         s, y = scored.values, scored.labels
         kinds.add((scored.binary, scored.classes))
         right = frame_correct(s, y) if scored.binary else s == y
@@ -161,6 +178,7 @@ def clean_pass(
             f"model: its logits changed task between batches (binary, classes): {sorted(kinds)}"
         )
     binary, count = kinds.pop()
+    warn_score_range(batches)
     return CleanPass(**found, ranges=ranges, classes=None if binary else classes, num_classes=count)
 
 
@@ -204,63 +222,12 @@ def correct_samples(
         for a multi-class model), and whether each is a speaking clip (clip label 1, or more
         than half of its frames speaking; False for every clip of a multi-class task).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {describe(model)}")
     accuracy = check_fraction(min_accuracy, "min_accuracy")
     source = Source(data, check_int(batch_size, "batch_size", min_value=1))
     found = clean_pass(model, source, Measures(score_fn=score_fn), accuracy)
     return found.ids, found.correct, found.positive
-
-
-def balanced_subset(
-    ids: Sequence[int],
-    positive: Sequence[bool],
-    *,
-    per_class: int | None = None,
-    seed: int = 0,
-) -> list[int]:
-    """Draw the same number of speaking and not-speaking clips (Push-Pull §4.1: 225 + 225).
-
-    Args:
-        ids: candidate clip indices.
-        positive: for each candidate, whether it is a speaking clip.
-        per_class: clips per class; ``None`` takes as many as the smaller class has.
-        seed: seed of the draw.
-
-    Returns:
-        The chosen indices, sorted.
-
-    Raises:
-        ValueError: a class without any candidate, or fewer than ``per_class`` in one.
-
-    Example:
-        >>> balanced_subset([0, 1, 2, 3, 4], [True, False, False, True, False], per_class=2)
-        [0, 1, 3, 4]
-    """
-    if len(ids) != len(positive):
-        raise ValueError(
-            f"ids, positive: expected equal lengths, got {len(ids)} and {len(positive)}"
-        )
-    pos = [i for i, p in zip(ids, positive) if p]
-    neg = [i for i, p in zip(ids, positive) if not p]
-    available = min(len(pos), len(neg))
-    if available == 0:
-        raise ValueError(
-            f"cannot balance speaking and not-speaking clips: {len(pos)} speaking and {len(neg)} "
-            "not-speaking candidates (correctly predicted ones, with Selection(clips='correct')); "
-            "pass Selection(balance=False) (avrobust evaluate: --no-balance) to attack the "
-            "candidates as they come, or give data with clips of both kinds"
-        )
-    count = available if per_class is None else check_int(per_class, "per_class", min_value=1)
-    if count > available:
-        raise ValueError(
-            f"per_class: asked for {count} clips per class, but only {len(pos)} speaking and "
-            f"{len(neg)} not-speaking candidates exist"
-        )
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
-    chosen = []
-    for group in (pos, neg):
-        order = torch.randperm(len(group), generator=gen)[:count].tolist()
-        chosen += [group[j] for j in order]
-    return sorted(chosen)
 
 
 def choose(found: CleanPass, selection: Selection, seed: int) -> list[int]:
@@ -312,6 +279,7 @@ def select(
     seed: int,
     *,
     objective: Any = "training",
+    attacked: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[int], list[bytes]]:
     """The clean pass and the choice: the report's clean measures, the attacked clips and their
     content digests (:func:`~avrobust.evaluation.fingerprints.clip_digests`, in the clips'
@@ -332,12 +300,13 @@ def select(
         selection: which clips are attacked.
         seed: seed of the balanced draw.
         objective: the grid's objective (for :func:`~avrobust.evaluation.tasks.task_measure`).
+        attacked: the modalities the grid attacks (refused unless floating point).
 
     Raises:
         ValueError: as :func:`clean_pass`, :func:`choose` and
             :func:`~avrobust.evaluation.tasks.task_measure`; AP undefined (no speaking frame).
     """
-    found = clean_pass(model, source, measures, selection.min_accuracy)
+    found = clean_pass(model, source, measures, selection.min_accuracy, attacked=attacked)
     measure = task_measure(found, measures.measure, objective)
     binary = found.classes is None
     chosen = choose(found, selection, seed)

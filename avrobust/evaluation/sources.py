@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
@@ -47,11 +48,15 @@ class Source:
             stream that repeats), instead of filling the memory.
 
     Raises:
-        TypeError: ``data`` of none of these kinds, or an iterator that can be read only once
-            (a generator, ``iter(loader)``, ``itertools.cycle``) (the message names ``data``).
-        ValueError: stacked inputs and labels of different batch sizes; a ``DataLoader`` that
-            shuffles or shards (:func:`check_loader`); more than ``max_clips`` clips of data
-            of unknown length.
+        TypeError: ``data`` of none of these kinds (a bare tensor or array, a list of dicts),
+            or an iterator that can be read only once (a generator, ``iter(loader)``,
+            ``itertools.cycle``) (the message names ``data``); inputs that are not tensors,
+            labels that are not integers (``data[1]``, ``data batch 3 labels``, ``data[7]
+            labels``), when their batch or clip is read.
+        ValueError: stacked inputs and labels of different batch sizes (a batch's too, when
+            it is read); a ``DataLoader`` that shuffles or shards (:func:`check_loader`); more
+            than ``max_clips`` clips of data of unknown length; meta tensors; a ``Dataset``
+            that raises ``IndexError`` below its ``len()``.
     """
 
     def __init__(self, data: Any, batch_size: int, *, max_clips: int = MAX_CLIPS) -> None:
@@ -62,16 +67,24 @@ class Source:
         self.iterable: Iterable[Any] | None = None
         self.items = False  # the iterable gives single clips (an IterableDataset), not batches
         check_loader(data)
-        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Mapping):
-            inputs, labels = data
-            self.stacked = (_check_inputs(inputs, "data[0]"), _check_labels(labels, "data[1]"))
-            sizes = {int(x.shape[0]) for x in self.stacked[0].values()}
-            if sizes != {int(self.stacked[1].shape[0])}:
-                raise ValueError(
-                    f"data: inputs and labels must share the batch size, got inputs "
-                    f"{ {k: tuple(v.shape) for k, v in inputs.items()} } and labels "
-                    f"{tuple(labels.shape)}"
+        if isinstance(data, (Tensor, np.ndarray)):
+            raise TypeError(
+                f"data: got a bare {type(data).__name__} {describe(data)}, but evaluate needs "
+                "the labels and every modality by name: pass (inputs, labels) with inputs a "
+                "dict {modality: tensor}, e.g. ({'audio': audio, 'visual': visual}, labels)"
+            )
+        if isinstance(data, (tuple, list)) and data and isinstance(data[0], Mapping):
+            if len(data) > 1 and all(isinstance(d, Mapping) for d in data):
+                raise TypeError(
+                    f"data: expected (inputs, labels) pairs, got {describe(data)} of dicts; "
+                    "split each into (inputs dict, labels), e.g. ({'audio': a, 'visual': v}, y)"
                 )
+            if len(data) != 2:
+                raise ValueError(
+                    f"data: looks like stacked tensors (its first element is the inputs dict) "
+                    f"but has {len(data)} elements; pass the pair (inputs, labels)"
+                )
+            self.stacked = _checked_batch(data[0], data[1], "data[0]", "data[1]")
         elif isinstance(data, IterableDataset):
             self.iterable, self.items = data, True
         elif (
@@ -127,12 +140,12 @@ class Source:
     def _dataset_batches(self, ids: Sequence[int] | None) -> Iterator[tuple[list[int], Batch]]:
         dataset = self.dataset
         chosen = list(range(len(dataset))) if ids is None else list(ids)  # type: ignore[arg-type]
-        yield from self._grouped((i, dataset[i]) for i in chosen)  # type: ignore[index]
+        yield from self._grouped((i, _read(dataset, i)) for i in chosen)
 
     def _numbered_items(self, ids: Sequence[int] | None) -> Iterator[tuple[int, Any]]:
         """The wanted clips of an ``IterableDataset``, numbered in the order it gives them."""
         wanted = None if ids is None else set(ids)
-        for i, item in enumerate(self.iterable or ()):
+        for i, item in enumerate(() if self.iterable is None else self.iterable):
             self._capped(i + 1)
             if wanted is None or i in wanted:
                 yield i, item
@@ -161,9 +174,8 @@ class Source:
             return
         wanted = None if ids is None else set(ids)
         offset = 0
-        for number, batch in enumerate(self.iterable or ()):
-            inputs, labels = _split_item(batch, f"data batch {number}")
-            inputs = _check_inputs(inputs, f"data batch {number} inputs")
+        for number, batch in enumerate(() if self.iterable is None else self.iterable):
+            inputs, labels = _split_item(batch, f"data batch {number}", batched=True)
             size = int(labels.shape[0])
             rows = [r for r in range(size) if wanted is None or offset + r in wanted]
             if rows:
@@ -174,15 +186,42 @@ class Source:
             self._capped(offset)
 
 
-def _split_item(item: Any, name: str) -> Batch:
+def _read(dataset: Any, i: int) -> Any:
+    """``dataset[i]``; an ``IndexError`` below ``len(dataset)`` names the clip and the length."""
+    try:
+        return dataset[i]
+    except IndexError as error:
+        raise ValueError(
+            f"data[{i}]: reading it raised IndexError ({error}), but len(data) is "
+            f"{len(dataset)}: a Dataset must give every index below its len()"
+        ) from error
+
+
+def _split_item(item: Any, name: str, *, batched: bool = False) -> Batch:
+    """An ``(inputs, labels, ...)`` item or batch, checked (``batched``: a batch, whose
+    inputs and labels must share the batch size)."""
     if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], Mapping)):
         raise TypeError(
             f"{name}: expected (inputs, labels) with inputs a dict of tensors, got {describe(item)}"
         )
-    labels = item[1]
-    if not isinstance(labels, Tensor):
-        labels = torch.as_tensor(labels)
-    return dict(item[0]), labels
+    if batched:
+        return _checked_batch(item[0], item[1], f"{name} inputs", f"{name} labels")
+    return _check_inputs(item[0], name), _check_labels(item[1], f"{name} labels", batched=False)
+
+
+def _checked_batch(inputs: Any, labels: Any, inputs_name: str, labels_name: str) -> Batch:
+    """Stacked inputs and labels, checked, with one batch size."""
+    checked = (_check_inputs(inputs, inputs_name), _check_labels(labels, labels_name))
+    shapes = {k: tuple(v.shape) for k, v in checked[0].items()}
+    sizes = {shape[0] if shape else None for shape in shapes.values()}
+    if sizes != {int(checked[1].shape[0])}:
+        where = inputs_name.rsplit(" ", 1)[0] if " " in inputs_name else "data"
+        raise ValueError(
+            f"{where}: inputs and labels must share the batch size (their first dimension), "
+            f"got inputs {shapes} and labels {tuple(checked[1].shape)}; single clips (a "
+            "DataLoader with batch_size=None) go in a map-style Dataset or an IterableDataset"
+        )
+    return checked
 
 
 def _stack(items: list[Batch]) -> Batch:
@@ -195,16 +234,41 @@ def _check_inputs(inputs: Any, name: str) -> dict[str, Tensor]:
         raise TypeError(f"{name}: expected a non-empty dict of tensors, got {describe(inputs)}")
     for key, value in inputs.items():
         if not isinstance(value, Tensor):
-            raise TypeError(f"{name}[{key!r}]: expected a tensor, got {describe(value)}")
+            raise TypeError(
+                f"{name}[{key!r}]: expected a tensor, got {describe(value)}; convert it "
+                "with torch.as_tensor"
+            )
+        _refuse_meta(value, f"{name}[{key!r}]")
     return dict(inputs)
 
 
-def _check_labels(labels: Any, name: str) -> Tensor:
-    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.ndim not in (1, 2):
+def _check_labels(labels: Any, name: str, *, batched: bool = True) -> Tensor:
+    """Integer labels: ``(B,)`` or ``(B, T)`` for a batch, ``()`` or ``(T,)`` for one clip
+    (``batched=False``); lists and NumPy arrays are converted."""
+    if not isinstance(labels, Tensor):
+        try:
+            labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    shape = "(B,) or frame labels (B, T)" if batched else "() or frame labels (T,)"
+    ranks = (1, 2) if batched else (0, 1)
+    if not isinstance(labels, Tensor) or labels.ndim not in ranks or labels.is_complex():
+        raise TypeError(f"{name}: expected integer labels {shape}, got {describe(labels)}")
+    _refuse_meta(labels, name)
+    if labels.is_floating_point():
         raise TypeError(
-            f"{name}: expected integer labels (B,) or frame labels (B, T), got {describe(labels)}"
+            f"{name}: expected integer labels (class indices, 1 = speaking), got dtype "
+            f"{labels.dtype}; float labels of whole numbers (0./1. for a BCE loss) go as "
+            "labels.long()"
         )
     return labels
+
+
+def _refuse_meta(x: Tensor, name: str) -> None:
+    if x.is_meta:
+        raise ValueError(
+            f"{name}: a tensor on the meta device holds no values to evaluate; pass the data itself"
+        )
 
 
 def check_loader(data: Any) -> None:

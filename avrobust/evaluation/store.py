@@ -129,6 +129,12 @@ class ResultsLock:
             handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"Store.path: cannot create the lock file {self.lock} next to the results file "
+                f"({error.strerror}); pass a Store.path in a folder this process can write",
+            ) from error
         with os.fdopen(handle, "w") as file:
             file.write(self.token)
         return True

@@ -22,15 +22,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_int
+from .._checks import check_int, describe
 
 if TYPE_CHECKING:
     from .selection import CleanPass
 
-__all__ = ["balanced_per_class", "clip_classes", "task_measure"]
+__all__ = [
+    "balanced_per_class",
+    "balanced_subset",
+    "clip_classes",
+    "clip_ids",
+    "listed",
+    "task_measure",
+]
 
 
 def clip_classes(labels: Tensor) -> list[int]:
@@ -44,6 +52,74 @@ def clip_classes(labels: Tensor) -> list[int]:
     flat = labels.reshape(labels.shape[0], -1).long()
     size = int(flat.max()) + 1 if flat.numel() else 1
     return [int(torch.bincount(row, minlength=size).argmax()) for row in flat]
+
+
+def balanced_subset(
+    ids: Sequence[int],
+    positive: Sequence[bool],
+    *,
+    per_class: int | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Draw the same number of speaking and not-speaking clips (Push-Pull §4.1: 225 + 225).
+
+    Args:
+        ids: candidate clip indices.
+        positive: for each candidate, whether it is a speaking clip.
+        per_class: clips per class; ``None`` takes as many as the smaller class has.
+        seed: seed of the draw.
+
+    Returns:
+        The chosen indices, sorted.
+
+    Raises:
+        TypeError: ``ids`` that are not integers, ``positive`` entries that are not flags
+            (``True``/``False`` or 0/1: not probabilities).
+        ValueError: repeated ids; a class without any candidate, or fewer than ``per_class``
+            in one.
+
+    Example:
+        >>> balanced_subset([0, 1, 2, 3, 4], [True, False, False, True, False], per_class=2)
+        [0, 1, 3, 4]
+    """
+    ids = clip_ids(ids, "ids")
+    flags = [_flag(p, f"positive[{i}]") for i, p in enumerate(listed(positive, "positive"))]
+    if len(ids) != len(flags):
+        raise ValueError(f"ids, positive: expected equal lengths, got {len(ids)} and {len(flags)}")
+    positive = flags
+    pos = [i for i, p in zip(ids, positive) if p]
+    neg = [i for i, p in zip(ids, positive) if not p]
+    available = min(len(pos), len(neg))
+    if available == 0:
+        raise ValueError(
+            f"cannot balance speaking and not-speaking clips: {len(pos)} speaking and {len(neg)} "
+            "not-speaking candidates (correctly predicted ones, with Selection(clips='correct')); "
+            "pass Selection(balance=False) (avrobust evaluate: --no-balance) to attack the "
+            "candidates as they come, or give data with clips of both kinds"
+        )
+    count = available if per_class is None else check_int(per_class, "per_class", min_value=1)
+    if count > available:
+        raise ValueError(
+            f"per_class: asked for {count} clips per class, but only {len(pos)} speaking and "
+            f"{len(neg)} not-speaking candidates exist"
+        )
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", min_value=0))
+    chosen = []
+    for group in (pos, neg):
+        order = torch.randperm(len(group), generator=gen)[:count].tolist()
+        chosen += [group[j] for j in order]
+    return sorted(chosen)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, (int, np.integer)) and value in (0, 1)
+    ):
+        return bool(value)
+    raise TypeError(
+        f"{name}: expected True/False (or 0/1), whether the clip is speaking, got "
+        f"{describe(value)}; scores or probabilities go through a threshold first (p >= 0.5)"
+    )
 
 
 def balanced_per_class(
@@ -69,13 +145,17 @@ def balanced_per_class(
         The chosen indices, sorted.
 
     Raises:
-        ValueError: ``ids`` and ``classes`` of different lengths, a class without a
-            candidate (naming ``classes``), fewer than ``per_class`` in one (``per_class``).
+        TypeError: ids or classes that are not integers (naming ``classes[i]``).
+        ValueError: ``ids`` and ``classes`` of different lengths, repeated ids, a class
+            without a candidate (naming ``classes``), fewer than ``per_class`` in one
+            (``per_class``).
 
     Example:
         >>> balanced_per_class([0, 1, 2, 3, 4], [2, 0, 2, 1, 0], per_class=1)
         [1, 2, 3]
     """
+    ids = clip_ids(ids, "ids")
+    classes = [check_int(c, f"classes[{i}]") for i, c in enumerate(listed(classes, "classes"))]
     if len(ids) != len(classes):
         raise ValueError(
             f"classes: expected one class per clip id ({len(ids)}), got {len(classes)}"
@@ -87,7 +167,8 @@ def balanced_per_class(
         raise ValueError(
             f"classes: cannot balance the classes: class(es) {empty} have no candidate (the "
             "correctly predicted clips, with Selection(clips='correct')); pass "
-            "Selection(balance=False) to attack the candidates as they come"
+            "Selection(balance=False) (avrobust evaluate: --no-balance) to attack the "
+            "candidates as they come, or give data with clips of every class"
         )
     available = min(len(group) for group in groups.values())
     count = available if per_class is None else check_int(per_class, "per_class", min_value=1)
@@ -102,6 +183,28 @@ def balanced_per_class(
         order = torch.randperm(len(groups[k]), generator=gen)[:count].tolist()
         chosen += [groups[k][j] for j in order]
     return sorted(chosen)
+
+
+def listed(values: Any, name: str) -> list[Any]:
+    """``values`` (a sequence, a 1-D array or tensor) as a list."""
+    if isinstance(values, (Tensor, np.ndarray)):
+        return list(values.tolist()) if values.ndim == 1 else [values]
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name}: expected a list, got {describe(values)}")
+    return list(values)
+
+
+def clip_ids(ids: Any, name: str) -> list[int]:
+    """Distinct clip indices (ints, NumPy integers, a 1-D integer array or tensor) as ints.
+
+    Raises:
+        TypeError: not a sequence of integers. ValueError: an index given twice.
+    """
+    out = [check_int(i, f"{name}[{j}]") for j, i in enumerate(listed(ids, name))]
+    if len(set(out)) != len(out):
+        twice = sorted({i for i in out if out.count(i) > 1})
+        raise ValueError(f"{name}: expected distinct clip indices, got {twice} more than once")
+    return out
 
 
 def task_measure(found: CleanPass, measure: str, objective: Any) -> str:

@@ -107,6 +107,13 @@ def _utf8_lines(path: PathLike) -> Iterator[str]:
     Raises:
         ValueError: the file is not UTF-8 (the message names it).
     """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{os.fspath(path)}: no such AVA CSV file")
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"{os.fspath(path)}: expected an AVA CSV file, got a folder; give the file in it "
+            "(e.g. csv/val_orig.csv for the ground truth, or the predictions CSV)"
+        )
     with open(path, encoding="utf-8-sig", newline="") as handle:
         try:
             yield from handle

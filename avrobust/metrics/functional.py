@@ -77,6 +77,8 @@ def _binary_labels(labels: Any, name: str = "labels") -> Tensor:
 def _to_numpy(value: Any, name: str) -> np.ndarray:
     if isinstance(value, Tensor):
         value = value.detach()
+        if value.is_complex():
+            raise TypeError(f"{name}: expected real numbers, got a tensor of dtype {value.dtype}")
         if value.dtype in (torch.float16, torch.bfloat16):
             value = value.float()
         return value.cpu().numpy()
@@ -292,18 +294,26 @@ def accuracy(
     Raises:
         TypeError: scores or labels that are not numbers (e.g. strings), float labels.
         ValueError: NaN/Inf scores (``NaN >= threshold`` is False and ``argmax`` of NaN is 0, so
-            they would look like predictions), shapes that fit neither form, a wrong mask, or no
-            frame.
+            they would look like predictions), shapes that fit neither form, a single logit per
+            frame ``(..., 1)``, class indices outside ``[0, C)`` in unmasked frames (an ignore
+            index such as -100 needs a ``mask``), a wrong mask, or no frame.
     """
     s, y = _as_tensor(scores, "scores"), _as_tensor(labels, "labels")
     if s.is_floating_point():
         check_finite_tensor(s, "scores")
     if y.is_floating_point():
         raise TypeError(f"labels: expected an integer or bool tensor, got dtype {y.dtype}")
+    if mask is not None and (
+        not isinstance(mask, Tensor) or mask.shape != y.shape or mask.dtype != torch.bool
+    ):
+        raise ValueError(
+            f"mask: expected a bool tensor of shape {tuple(y.shape)}, got {describe(mask)}"
+        )
     if s.shape == y.shape:
         pred = s >= check_number(threshold, "threshold", allow_inf=True)
-        y = _binary_labels(y)
+        y = _binary_labels(y if mask is None else y.where(mask.to(y.device), 0))
     elif s.shape[:-1] == y.shape:
+        _check_classes(s.shape[-1], y if mask is None else y[mask.to(y.device)])
         pred = s.argmax(dim=-1)
     else:
         raise ValueError(
@@ -312,14 +322,28 @@ def accuracy(
         )
     correct = pred.long() == y.long().to(pred.device)
     if mask is not None:
-        if not isinstance(mask, Tensor) or mask.shape != y.shape or mask.dtype != torch.bool:
-            raise ValueError(
-                f"mask: expected a bool tensor of shape {tuple(y.shape)}, got {describe(mask)}"
-            )
         correct = correct[mask.to(correct.device)]
     if correct.numel() == 0:
         raise ValueError("labels: expected at least one (unmasked) frame, got none")
     return correct.to(torch.float64).mean()
+
+
+def _check_classes(classes: int, labels: Tensor) -> None:
+    """Class indices ``labels`` (the unmasked ones) that ``(..., classes)`` logits can predict."""
+    if classes == 1:
+        raise ValueError(
+            "scores: expected (..., C) logits with C >= 2, or scores shaped like the labels; got "
+            "one score per frame (last dim 1), whose argmax is always class 0: squeeze it "
+            "(scores[..., 0]) and pass threshold=0 for a logit (0.5 for a probability)"
+        )
+    outside = labels[(labels < 0) | (labels >= classes)]
+    if outside.numel():
+        found = sorted(int(v) for v in outside.unique()[:5])
+        raise ValueError(
+            f"labels: expected class indices in [0, {classes}) (the scores' last dim), got "
+            f"values {found}; padded frames (an ignore index such as -100)? leave them out "
+            "with mask=labels >= 0"
+        )
 
 
 def success_rate(scores: ArrayLike, labels: ArrayLike, *, threshold: float = 0.5) -> Tensor:

@@ -11,11 +11,13 @@ MaxAbs the largest change of any sample.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
 
 from .._checks import check_finite_tensor, check_number, check_tensor
+from ..attacks.units import units_disagree
 from ._base import StreamingMetric
 
 __all__ = ["PSNR", "SNR", "MaxAbs", "max_abs", "psnr", "snr"]
@@ -79,11 +81,39 @@ def psnr(clean: Tensor, adversarial: Tensor, data_range: float = 255.0) -> Tenso
 
     Raises:
         ValueError: shapes differ, fewer than 2 dims, or NaN/Inf values in either input.
+
+    Warns:
+        UserWarning: the frames are in other units than ``data_range`` (frames in [0, 1] with
+            the default 255, or 0-255 frames with ``data_range=1``): the PSNR would be off by
+            about 48 dB.
     """
+    values, problem = _psnr(clean, adversarial, data_range)
+    if problem is not None:
+        warnings.warn(problem, UserWarning, stacklevel=2)
+    return values
+
+
+def _psnr(clean: Tensor, adversarial: Tensor, data_range: float) -> tuple[Tensor, str | None]:
+    """:func:`psnr`'s values, and its warning (``None`` when there is none)."""
     peak = check_number(data_range, "data_range", min_value=0.0, strict=True)
-    _, delta, dims = _perturbation(clean, adversarial)
+    x, delta, dims = _perturbation(clean, adversarial)
     mse = delta.square().mean(dims)
-    return torch.where(mse == 0, math.inf, 10 * (2 * math.log10(peak) - torch.log10(mse)))
+    values = torch.where(mse == 0, math.inf, 10 * (2 * math.log10(peak) - torch.log10(mse)))
+    return values, _peak_problem(x, peak)
+
+
+def _peak_problem(clean: Tensor, peak: float) -> str | None:
+    """Why ``peak`` is not the value range of frames ``clean`` (they are in other units:
+    :func:`~avrobust.attacks.units.units_disagree` with bounds ``(0, peak)``), or ``None``."""
+    low, high = float(clean.min()), float(clean.max())
+    if not units_disagree(low, high, (0.0, peak)):
+        return None
+    off = 20 * math.log10(peak / max(abs(low), abs(high)))
+    return (
+        f"psnr: the frames' values lie in [{low:.4g}, {high:.4g}], but data_range is {peak:g}: "
+        f"they look like they are in other units, and the PSNR is off by about {off:+.0f} dB; "
+        "pass the frames' value range as data_range (1.0 for frames in [0, 1], 255 for 0-255)"
+    )
 
 
 def max_abs(clean: Tensor, adversarial: Tensor) -> Tensor:
@@ -172,13 +202,18 @@ class PSNR(_PerturbedMean):
 
     def __init__(self, data_range: float = 255.0, *, sync: bool = False) -> None:
         self.data_range = check_number(data_range, "data_range", min_value=0.0, strict=True)
+        self._warned = False  # frames in other units than data_range, said once
         super().__init__(sync=sync)
 
     def __repr__(self) -> str:
         return f"PSNR(data_range={self.data_range:g}, sync={self.sync})"
 
     def _per_sample(self, clean: Tensor, adversarial: Tensor) -> Tensor:
-        return psnr(clean, adversarial, data_range=self.data_range)
+        values, problem = _psnr(clean, adversarial, self.data_range)
+        if problem is not None and not self._warned:  # said once per metric, not per batch
+            self._warned = True
+            warnings.warn(problem, UserWarning, stacklevel=3)
+        return values
 
 
 class MaxAbs(StreamingMetric):

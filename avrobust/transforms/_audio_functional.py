@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import torchaudio.compliance.kaldi as kaldi
 from torch import Tensor
 
 from .._checks import check_int, check_number, check_tensor, describe
+from ..attacks.units import units_disagree
 from ..models.features import mfcc, round_half_up, wrap_to_frames
 
 __all__ = [
@@ -51,6 +53,22 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     bfloat16 (their FFTs are missing or too coarse: a log-mel of a half waveform loses most of
     its digits), else ``dtype`` itself. The result is cast back to the input's dtype."""
     return torch.float32 if dtype in _HALF else dtype
+
+
+def warn_on_scale(waveform: Tensor, input_scale: float) -> None:
+    """Warn when a waveform that ``input_scale`` (> 1) is to bring to int16 units already is in
+    them (:func:`~avrobust.attacks.units.units_disagree` with [-1, 1]): features ~90 dB too loud."""
+    if input_scale <= 1 or waveform.numel() == 0:
+        return
+    peak = float(waveform.detach().abs().amax())
+    if units_disagree(-peak, peak, (-1.0, 1.0)):
+        warnings.warn(
+            f"waveform: samples reach {peak:.4g}, which looks like int16 scale, but input_scale "
+            f"{input_scale:g} expects float samples in [-1, 1] and scales them itself; divide "
+            "the waveform by 32768, or pass input_scale=1.0",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def asd_video_frames(num_samples: int, *, sample_rate: float = 16000, fps: float = 25.0) -> int:
@@ -95,6 +113,7 @@ def asd_mfcc(
         computed in float32 and the result cast back; the gradient flows through the casts).
     """
     check_tensor(waveform, "waveform", floating=True)
+    warn_on_scale(waveform, input_scale)
     rate = 25.0 / check_number(fps, "fps", min_value=0, strict=True)
     if frames is None:
         frames = asd_video_frames(waveform.shape[-1], sample_rate=sample_rate, fps=fps)

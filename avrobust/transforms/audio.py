@@ -92,6 +92,7 @@ class ASDMFCC(nn.Module):
             ValueError: a given ``T`` that the waveform is more than one video frame away from.
         """
         check_tensor(waveform, "waveform", floating=True)
+        F.warn_on_scale(waveform, self.mfcc.input_scale)
         length = waveform.shape[-1] if waveform.ndim else 0
         steps = frames if frames is not None else self.frames
         if steps is None:

@@ -1,8 +1,9 @@
 """The ``avrobust`` command: the demo end to end, evaluate, and error messages.
 
-The demo's outputs are checked twice: on the ``test`` preset (minimal sizes, run in-process, also
-used to test the caches) and on ``avrobust demo --quick`` run as a command in a subprocess, as a
-user runs it.
+The demo's outputs are checked twice, both on the ``test`` preset (minimal sizes): run in-process
+(also used to test the caches), and run as a command in a subprocess, as a user runs it, with
+every UserWarning an error. (The subprocess ran ``--quick`` before: 156 s of a 320 s suite on an
+idle 2-core machine, over the 300 s test timeout on a busy one; the presets differ only in sizes.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import avrobust.demo
 import avrobust.demo.pipeline
 import avrobust.demo.training
+import avrobust.evaluation
 from avrobust.cli import main
 
 RULES = ("bim", "mim", "pgd")
@@ -34,12 +36,12 @@ def demo_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    """``python -m avrobust demo --quick`` in a subprocess (about 45 s on one core). One torch
-    thread, as in the rest of the suite: two threads on a busy 2-core machine took over 300 s."""
-    out = tmp_path_factory.mktemp("quick")
+def command_run(tmp_path_factory):
+    """``python -m avrobust demo --preset test`` in a subprocess (about 20 s on one core). One
+    torch thread, as in the rest of the suite."""
+    out = tmp_path_factory.mktemp("command")
     env = {**os.environ, "PYTHONWARNINGS": "error::UserWarning"}  # no stray warnings either
-    argv = ["demo", "--quick", "--out", str(out), "--quiet", "--threads", "1"]
+    argv = ["demo", "--preset", "test", "--out", str(out), "--quiet", "--threads", "1"]
     done = subprocess.run(
         [sys.executable, "-m", "avrobust", *argv],
         capture_output=True,
@@ -51,12 +53,13 @@ def quick_run(tmp_path_factory):
     return done.returncode, out
 
 
-@pytest.fixture(params=["test", "quick"])
+@pytest.fixture(params=["in-process", "command"])
 def demo_output(request):
     """``(preset name, output folder)`` of each demo run."""
-    code, out = request.getfixturevalue("demo_run" if request.param == "test" else "quick_run")
+    run = "demo_run" if request.param == "in-process" else "command_run"
+    code, out = request.getfixturevalue(run)
     assert code == 0
-    return request.param, out
+    return "test", out
 
 
 @pytest.mark.slow  # runs the demo (its fixture)
@@ -297,34 +300,38 @@ def test_bad_options_say_what_is_wrong(argv, message, tmp_path, capsys) -> None:
     assert message in capsys.readouterr().err
 
 
-def test_runtime_errors_exit_1_with_the_reason(tmp_path, capsys) -> None:
+def test_files_that_do_not_fit_exit_2_and_runtime_errors_exit_1(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """A file that is no checkpoint, or a folder that is no AVA tree, is bad input: exit 2 with
+    one line naming the option, before any work. An error while running exits 1 with its
+    reason."""
     not_a_checkpoint = tmp_path / "notes.model"
     not_a_checkpoint.write_text("hello")
-    code = main(
-        ["evaluate", "--checkpoint", str(not_a_checkpoint), "--data", "synthetic", "--quiet"]
-    )
-    assert code == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--checkpoint", str(not_a_checkpoint), "--data", "synthetic", "--quiet"])
     err = capsys.readouterr().err
-    assert err.startswith("avrobust evaluate: error:") and "is not a PyTorch checkpoint" in err
+    assert exit_info.value.code == 2
+    assert "error: --checkpoint:" in err and "is not a PyTorch checkpoint" in err
     empty = tmp_path / "ava"
     empty.mkdir()
     checkpoint = tmp_path / "tiny.model"
     from avrobust.models import TalkNet
 
     TalkNet("tiny", face_size=16).save_checkpoint(checkpoint)
-    code = main(
-        [
-            "evaluate",
-            "--checkpoint",
-            str(checkpoint),
-            "--model",
-            "tiny",
-            "--data",
-            str(empty),
-            "--quiet",
-        ]
-    )
-    assert code == 1 and "val_loader.csv is missing" in capsys.readouterr().err
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--model", "tiny", "--quiet"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--data", str(empty)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "error: --data:" in err and "val_loader.csv" in err
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the evaluation failed")
+
+    monkeypatch.setattr(avrobust.evaluation, "evaluate", failing)
+    assert main([*argv, "--data", "synthetic:2", "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("avrobust evaluate: error:") and "the evaluation failed" in err
 
 
 def test_help_and_version(capsys) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import assert_raises_naming
 
-from avrobust.models import MFCC
+from avrobust.models import MFCC, LinearSpectrogram
 from avrobust.transforms import ASDMFCC, KaldiFbank, VGGishPatches
 from avrobust.transforms import functional as AF
 
@@ -21,6 +21,7 @@ TRANSFORMS = {
     "kaldi_fbank": (lambda: AF.kaldi_fbank, 3200),
     "VGGishPatches": (VGGishPatches, 16000),
     "vggish_log_mel": (lambda: AF.vggish_log_mel, 1600),
+    "LinearSpectrogram": (LinearSpectrogram, 3200),
 }
 
 

@@ -42,7 +42,8 @@ def read_wav(path: PathLike, sample_rate: int = SAMPLE_RATE) -> Tensor:
             )
             data = handle.readframes(handle.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable PCM WAV file ({exc})") from None
+        reason = str(exc) or f"{type(exc).__name__}: the file is empty, cut short or no WAV"
+        raise ValueError(f"{path}: not a readable PCM WAV file ({reason})") from None
     if channels != 1 or width != 2 or rate != sample_rate:
         raise ValueError(
             f"{path}: expected mono 16-bit PCM at {sample_rate} Hz, got {channels} channel(s), "

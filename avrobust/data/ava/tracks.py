@@ -42,11 +42,13 @@ def read_loader_csv(path: PathLike) -> list[AVAEntry]:
 
     Raises:
         FileNotFoundError: no file. ValueError: a malformed line (the message gives the line),
-            a non-finite fps, a file that is not UTF-8 (a leading BOM is dropped).
+            a non-finite fps, a track listed twice, a file that is not UTF-8 (a leading BOM is
+            dropped).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"loader CSV not found: {path}")
     entries = []
+    seen: dict[str, int] = {}
     for number, line in enumerate(_ava_csv._utf8_lines(path), start=1):
         line = line.rstrip("\n\r")
         if not line.strip():
@@ -74,5 +76,11 @@ def read_loader_csv(path: PathLike) -> list[AVAEntry]:
                 f"0/1 labels, got numFrames={frames}, fps={fps:g}, {len(labels)} labels "
                 f"with values {sorted(set(labels))}"
             )
+        if fields[0] in seen:  # its frames would count twice in the mAP
+            raise ValueError(
+                f"{path}: the track {fields[0]!r} is listed twice (lines {seen[fields[0]]} and "
+                f"{number}); each entity id must appear once: remove the repeated line"
+            )
+        seen[fields[0]] = number
         entries.append(AVAEntry(fields[0], frames, fps, labels[:frames], index))
     return entries

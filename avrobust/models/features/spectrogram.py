@@ -68,9 +68,12 @@ class LinearSpectrogram(FramedFrontEnd):
             waveform: ``(..., S)`` floating-point samples.
 
         Returns:
-            ``(..., F, nfft // 2 + 1)``, same dtype.
+            ``(..., F, nfft // 2 + 1)``, same dtype (float16 and bfloat16 waveforms are
+            computed in float32 and the result cast back).
         """
         check_tensor(waveform, "waveform", floating=True)
+        if waveform.dtype in (torch.float16, torch.bfloat16):  # no FFT: compute in float32
+            return self(waveform.float()).to(waveform.dtype)
         length = waveform.shape[-1]
         frames = self.num_frames(length)
         # torch.stft centres a short window inside each nfft-long frame: shift the signal so the

@@ -186,7 +186,9 @@ def load_official_state_dict(
     Raises:
         CheckpointMismatchError: (a ``ValueError``) when ``strict`` and the keys do not match;
             the message lists missing, unexpected and mismatched keys, ``.report`` has them all.
-        ValueError: a floating-point tensor holds NaN or Inf (the message names the keys).
+        ValueError: a floating-point tensor holds NaN or Inf, integer, bool or complex values
+            stand where the model has float weights, or a BatchNorm ``running_var`` is negative
+            (the message names the keys; nothing is loaded).
         TypeError: ``state_dict`` is not a mapping of string keys to tensors, or ``strict`` is
             not a bool.
     """
@@ -211,6 +213,7 @@ def _load_state(
         for k, v in mapped.items()
         if k in own and tuple(v.shape) != tuple(own[k].shape)
     ]
+    _check_kinds(mapped, own, source)
     report = LoadReport(missing, unexpected, mismatched)
     if not report.ok:
         which = "checkpoint" if source == "state_dict" else source
@@ -236,13 +239,38 @@ def _check_finite_weights(state_dict: Mapping[str, Tensor], name: str) -> None:
             if count:
                 bad.append(f"{key} ({count} of {value.numel()} values)")
     if bad:
-        shown = ", ".join(bad[:_SHOWN]) + (
-            f" ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
-        )
         raise ValueError(
-            f"{name}: {len(bad)} weight tensor(s) hold NaN or Inf values: {shown}; refusing to "
+            f"{name}: {len(bad)} weight tensor(s) hold NaN or Inf values: {_shown(bad)}; refusing to "
             "load them (they would make every score NaN; was the training run diverged or the "
             "file damaged?)"
+        )
+
+
+def _shown(bad: list[str]) -> str:
+    """The first ``_SHOWN`` findings, and how many more there are."""
+    more = f" ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+    return ", ".join(bad[:_SHOWN]) + more
+
+
+def _check_kinds(mapped: Mapping[str, Tensor], own: Mapping[str, Tensor], name: str) -> None:
+    """Raise ``ValueError`` naming the keys whose values cannot be the model's: integer, bool or
+    complex values for float weights (a cast would truncate them, make them 0/1 or drop the
+    imaginary part), or a negative BatchNorm ``running_var`` (NaN scores)."""
+    bad: list[str] = []
+    for key, value in mapped.items():
+        target = own.get(key)
+        if target is None:
+            continue
+        if target.is_floating_point() and not value.is_floating_point():
+            bad.append(
+                f"{_official_name(key)} ({value.dtype} values, the model's are {target.dtype})"
+            )
+        elif key.endswith("running_var") and value.is_floating_point() and bool((value < 0).any()):
+            bad.append(f"{_official_name(key)} (a negative running_var: a variance is >= 0)")
+    if bad:
+        raise ValueError(
+            f"{name}: {len(bad)} tensor(s) cannot be the model's weights: {_shown(bad)}; refusing to "
+            "load them (was the file written by another program, or edited?)"
         )
 
 

@@ -343,7 +343,8 @@ class TalkNet(nn.Module):
         Raises:
             TypeError: ``path`` is not a str or ``os.PathLike`` (e.g. ``None``).
             FileNotFoundError: no file, or ``path`` is a directory (the message says which).
-            ValueError: a NUL byte in ``path``; not a state dict; weights holding NaN or Inf (the
+            ValueError: a NUL byte in ``path``; not a state dict; weights holding NaN or Inf,
+                integer/bool/complex values for float weights or a negative ``running_var`` (the
                 message names the file and the keys); keys that do not fit
                 (:class:`~avrobust.models.talknet.CheckpointMismatchError` lists them).
 
