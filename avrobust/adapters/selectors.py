@@ -90,10 +90,38 @@ def selector_modules(selector: Any) -> list[nn.Module]:
     return [s for s in parts if isinstance(s, nn.Module)]
 
 
-def _apply(output: Any, selector: Any, what: str, inputs: Mapping[str, Tensor]) -> Any:
-    if callable(selector) and not isinstance(selector, (int, str)):
+def _first_step(output: Any, option: str) -> str:
+    """How to select a tensor out of a container ``output`` before a function or module."""
+    if isinstance(output, (tuple, list)):
+        return (
+            f"the model returns a {type(output).__name__}: put the index of the tensor first, "
+            f"e.g. {option}=[0, ...] for element 0"
+        )
+    if isinstance(output, Mapping):
+        keys = [str(k) for k in output]
+        first = repr(keys[0]) if keys else "'<key>'"
+        return f"put the key of the tensor first, e.g. {option}=[{first}, ...]"
+    return f"select the tensor first, e.g. {option}=['<attribute>', ...]"
+
+
+def _call(selector: Any, output: Any, what: str, inputs: Mapping[str, Tensor], option: str) -> Any:
+    """Call a function or module selector; one that fails on a container (a tuple output given
+    to a classifier) raises a TypeError naming the selector's position and what it got."""
+    try:
         with raised_in(f"{what}, a selector given to avrobust.wrap"):
             return call_selector(selector, output, inputs)
+    except (TypeError, AttributeError) as error:
+        if not isinstance(output, (tuple, list, Mapping)):  # a tensor, an AVOutput: its own error
+            raise
+        raise TypeError(
+            f"{what}: the selector {describe(selector)} got {describe(output)}, not a tensor, "
+            f"and raised {type(error).__name__}: {error}; {_first_step(output, option)}"
+        ) from error
+
+
+def _apply(output: Any, selector: Any, what: str, inputs: Mapping[str, Tensor], option: str) -> Any:
+    if callable(selector) and not isinstance(selector, (int, str)):
+        return _call(selector, output, what, inputs, option)
     if isinstance(selector, int) and isinstance(output, (tuple, list)):
         if not -len(output) <= selector < len(output):
             raise ValueError(
@@ -118,9 +146,9 @@ def pick(output: Any, selector: Any, what: str, inputs: Mapping[str, Tensor]) ->
     if isinstance(selector, tuple):
         value = output
         for i, part in enumerate(selector):
-            value = _apply(value, part, f"{what}[{i}]", inputs)
+            value = _apply(value, part, f"{what}[{i}]", inputs, what)
     else:
-        value = _apply(output, selector, what, inputs)
+        value = _apply(output, selector, what, inputs, what)
     if not isinstance(value, Tensor):
         raise TypeError(f"{what}: expected a tensor, got {describe(value)}")
     return value

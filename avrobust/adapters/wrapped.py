@@ -19,6 +19,7 @@ from .outputs import (
     warn_probabilities,
     warn_unnormalised,
 )
+from .pipeline import check_transform
 from .selectors import available, check_selector, default_logits, pick, selector_modules
 
 __all__ = ["WrappedModel", "as_avoutput"]
@@ -130,11 +131,7 @@ def _check_inputs(inputs: Sequence[str] | Mapping[str, int | str] | None) -> Rou
 def _check_transforms(transforms: Any, names: Sequence[str] | None) -> dict[str, Any]:
     checked = _check_mapping(transforms, "transforms", "input transforms (nn.Modules)")
     for name, fn in checked.items():
-        if not callable(fn) or isinstance(fn, Tensor):
-            raise TypeError(
-                f"transforms[{name!r}]: expected an nn.Module (or a function) of the input, "
-                f"got {describe(fn)}"
-            )
+        checked[name] = check_transform(fn, f"transforms[{name!r}]")
         if names is not None and name not in names:
             raise ValueError(f"transforms: a transform for {name!r}, but the inputs are {names}")
     return checked

@@ -4,8 +4,10 @@ Run ``avrobust --help``, ``avrobust demo --help`` or ``avrobust evaluate --help`
 
 The package: :mod:`.parser` (the options; the names they accept come from the library's
 registries, :mod:`.argtypes`), :mod:`.demo` (``avrobust demo``) and :mod:`.evaluate`
-(``avrobust evaluate``). Exit status: 0 on success, 2 for a bad option (the option named, in one
-line, before any work), 1 for an error while running, 130 when interrupted.
+(``avrobust evaluate``; its models: :mod:`.evaluate_models`; a researcher's own model and data
+given as ``MODULE:FACTORY``: :mod:`.factories`). Exit status: 0 on success, 2 for a bad option
+(the option named, in one line, before any work), 1 for an error while running, 130 when
+interrupted.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..attacks import push_pull_budgets
 from ..demo.checks import MAX_SEED, avil_term_names, rule_names
+from .factories import FACTORY_FORM, FactoryError, is_factory, split_factory
 
 __all__ = [
     "MAX_EPS_AV",
@@ -29,6 +30,7 @@ __all__ = [
     "modality_names",
     "modality_sets",
     "model_names",
+    "model_source",
     "name_list",
     "out_folder_problem",
     "positive_float",
@@ -120,14 +122,38 @@ def eps_list(text: str) -> list[float]:
 
 
 def data_source(text: str) -> str:
-    """``synthetic``, ``synthetic:N`` (N >= 1 clips) or a folder path (checked later)."""
+    """``synthetic``, ``synthetic:N`` (N >= 1 clips), ``MODULE:FACTORY`` (:mod:`.factories`;
+    imported later) or a folder path (checked later)."""
     if text.startswith("synthetic:"):
         count = text.split(":", 1)[1]
         if not count.isdigit() or int(count) < 1:
             raise argparse.ArgumentTypeError(
                 f"expected synthetic:N with N >= 1 a number of clips, got {text!r}"
             )
+    elif is_factory(text):
+        _factory_syntax(text)
     return text
+
+
+def model_source(text: str) -> str:
+    """A registered model name (:func:`model_names`, case-insensitive) or ``MODULE:FACTORY``
+    (:mod:`.factories`; imported later)."""
+    if is_factory(text):
+        _factory_syntax(text)
+        return text
+    names = model_names()
+    if text.lower() not in names:
+        raise argparse.ArgumentTypeError(
+            f"expected a model name among {','.join(names)}, or {FACTORY_FORM}, got {text!r}"
+        )
+    return text.lower()
+
+
+def _factory_syntax(text: str) -> None:
+    try:
+        split_factory(text)
+    except FactoryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def out_folder_problem(path: str) -> str | None:

@@ -11,77 +11,35 @@ from collections.abc import Callable
 from typing import Any
 
 from .demo import library_error
+from .evaluate_models import build_models
+from .factories import FACTORY_FORM, FactoryError, call_factory, is_factory
 
 __all__ = ["run_evaluate"]
 
 
 def _check_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """The files and folders named on the command line exist (exit 2 naming the option)."""
-    if not os.path.isfile(args.checkpoint):
+    """The files and folders named on the command line exist (exit 2 naming the option), and
+    ``--face-size`` / ``--fps`` have something to set."""
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
         parser.error(f"--checkpoint: file not found: {args.checkpoint}")
     if args.surrogate is not None and not os.path.isfile(args.surrogate):
         parser.error(f"--surrogate: file not found: {args.surrogate}")
-    if not _synthetic(args.data) and not os.path.isdir(args.data):
+    if not _synthetic(args.data) and not is_factory(args.data) and not os.path.isdir(args.data):
         parser.error(
-            f"--data: expected an AVA folder (TalkNet's preprocessed layout) or synthetic[:N], "
-            f"got {args.data!r}, which is not a folder"
+            f"--data: expected an AVA folder (TalkNet's preprocessed layout), synthetic[:N] or "
+            f"{FACTORY_FORM}, got {args.data!r}, which is not a folder"
         )
+    user_model = args.model is not None and is_factory(args.model)
+    for option, value in (("--face-size", args.face_size), ("--fps", args.fps)):
+        if value is not None and user_model and is_factory(args.data):
+            parser.error(
+                f"{option}: sets a TalkNet --model and the synthetic or AVA --data, but both "
+                f"are yours here ({args.model}, {args.data}); leave it out"
+            )
 
 
 def _synthetic(data_text: str) -> bool:
     return data_text == "synthetic" or data_text.startswith("synthetic:")
-
-
-def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Any, Any]:
-    """The checkpoint's model and the surrogate's (``None`` without ``--surrogate``); a model
-    setting the model refuses, or a file that is no checkpoint of ``--model``, exits 2 naming
-    the option, before any work."""
-    from ..models.talknet import TalkNetConfig
-
-    overrides: dict[str, Any] = {}
-    if args.face_size is not None:
-        overrides["face_size"] = args.face_size
-    if args.fps is not None:
-        overrides["fps"] = args.fps
-    try:
-        TalkNetConfig.variant(args.model, **overrides)
-    except (ValueError, TypeError) as exc:
-        parser.error(library_error(exc, {"face_size": "--face-size", "fps": "--fps"}))
-    model = _checkpoint(parser, "--checkpoint", args.checkpoint, args.model, "--model", overrides)
-    surrogate = None
-    if args.surrogate is not None:
-        kind, option = (
-            (args.surrogate_model, "--surrogate-model")
-            if args.surrogate_model
-            else (args.model, "--model")
-        )
-        surrogate = _checkpoint(parser, "--surrogate", args.surrogate, kind, option, overrides)
-    return model, surrogate
-
-
-def _checkpoint(
-    parser: argparse.ArgumentParser,
-    option: str,
-    path: str,
-    kind: str,
-    kind_option: str,
-    overrides: dict[str, Any],
-) -> Any:
-    """``TalkNet.from_checkpoint``; a file that is no checkpoint, or one of another architecture
-    than ``kind``, exits 2 with one line naming ``option`` (and ``kind_option``)."""
-    from ..models import TalkNet
-    from ..models.talknet import CheckpointMismatchError
-
-    try:
-        return TalkNet.from_checkpoint(path, kind, **overrides)
-    except CheckpointMismatchError as exc:
-        parser.error(
-            f"{option}: {' '.join(str(exc).split())}; was it saved from another architecture "
-            f"than {kind_option} {kind}?"
-        )
-    except (ValueError, TypeError, OSError) as exc:
-        message = " ".join(str(exc).split())
-        parser.error(f"{option}: {message.removeprefix('path: ')}")
 
 
 #: the evaluation setting each option of ``avrobust evaluate`` sets (as the library names it).
@@ -123,31 +81,39 @@ def run_evaluate(
     args: argparse.Namespace, parser: argparse.ArgumentParser, say: Callable[[str], None]
 ) -> int:
     """Run ``avrobust evaluate`` with parsed ``args``; ``say`` prints progress messages."""
-    from ..evaluation import Store, evaluate
+    from ..evaluation import SPEAKING_CLASSES, Measures, Store, evaluate
 
     _check_paths(args, parser)
     grid, selection = _settings(args, parser)
-    model, surrogate = _models(args, parser)
-    try:
-        data, ava = _load_data(args, model.config.face_size, model.config.fps, say)
-    except (FileNotFoundError, ValueError) as exc:  # no AVA tree, a malformed CSV, a face size
-        message = library_error(exc, {"face_size": "--face-size", "root": "--data"})
-        parser.error(message if message.startswith("--") else f"--data: {message}")
+    model, surrogate, label = build_models(args, parser)
+    if is_factory(args.data):
+        data, ava = _user_data(args, parser), None
+    else:
+        face_size, fps = _clip_setting(model, args, parser)
+        try:
+            data, ava = _load_data(args, face_size, fps, say)
+        except (FileNotFoundError, ValueError) as exc:  # no AVA tree, a bad CSV, a face size
+            message = library_error(exc, {"face_size": "--face-size", "root": "--data"})
+            parser.error(message if message.startswith("--") else f"--data: {message}")
     os.makedirs(args.out, exist_ok=True)
     results_file = os.path.join(args.out, "results.jsonl")
     start = time.perf_counter()
+    weights = f"{os.path.basename(args.checkpoint)} ({label})" if args.checkpoint else label
+    # synthetic and AVA data are speaker detection; a user's data may be any binary task
+    words = None if is_factory(args.data) else SPEAKING_CLASSES
     report = evaluate(
         model,
         data,
         grid,
         selection=selection,
+        measures=Measures(class_names=words),
         store=Store(path=results_file, resume=not args.no_resume),
         surrogate=surrogate,
         seed=args.seed,
         progress=not args.quiet,
+        name=f"{weights} on {args.data}",  # the titles of the table and the plots
     )
     print(report.table())
-    report.name = f"{os.path.basename(args.checkpoint)} ({args.model}) on {args.data}"  # titles
     files = report.save(args.out, "report", plots=not args.no_plots)
     if not args.no_plots and not any(f.endswith(".png") for f in files):
         print("(plots skipped: matplotlib is not installed; pip install 'avrobust[plots]')")
@@ -160,6 +126,50 @@ def run_evaluate(
         print(f"  {path}")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _clip_setting(
+    model: Any, args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[int, float]:
+    """``(face crop side in pixels, frames per second)`` of the synthetic or AVA clips: the
+    flags, else the model's configuration (TalkNet's), else (a model of yours) exit 2 asking for
+    ``--face-size``; 25 fps by default."""
+    config = getattr(model, "config", None)
+    face_size = args.face_size or getattr(config, "face_size", None)
+    if not isinstance(face_size, int):
+        parser.error(
+            f"--face-size: --data {args.data} makes face crops for the model; give their side in "
+            f"pixels for --model {args.model} (e.g. --face-size 112)"
+        )
+    fps = args.fps or getattr(config, "fps", None)
+    return face_size, float(fps) if isinstance(fps, (int, float)) else 25.0
+
+
+def _user_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """``FACTORY()`` of ``--data`` (seeded with ``--seed``), checked as evaluate checks its
+    data, and cut to ``--max-clips``; what evaluate cannot take exits 2 naming ``--data``."""
+    from torch.utils.data import Subset
+
+    from ..evaluation.sources import Source
+
+    try:
+        data = call_factory(args.data, seed=args.seed)
+        source = Source(data, batch_size=1)
+    except FactoryError as exc:
+        parser.error(f"--data: {exc}")
+    except (TypeError, ValueError) as exc:
+        reason = " ".join(str(exc).split()).removeprefix("data: ")
+        parser.error(f"--data: {args.data}() returned data evaluate cannot take: {reason}")
+    if source.size() == 0:
+        parser.error(f"--data: {args.data}() returned no clips")
+    if args.max_clips is not None:
+        if source.dataset is None:
+            parser.error(
+                f"--max-clips: cuts a Dataset with len(), but {args.data}() returned "
+                f"{type(data).__name__}; leave it out"
+            )
+        data = Subset(data, range(min(args.max_clips, len(data))))
+    return data
 
 
 def _load_data(

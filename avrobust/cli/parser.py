@@ -21,6 +21,7 @@ from .argtypes import (
     eps_value,
     modality_sets,
     model_names,
+    model_source,
     name_list,
     positive_float,
     positive_int,
@@ -35,8 +36,9 @@ avrobust: adversarial attacks on, and defences of, audio-visual models.
 
   avrobust demo        the Push-Pull study in miniature, on synthetic data (no download):
                        train a tiny TalkNet five ways, attack it, write tables, plots, summary
-  avrobust evaluate    attack your own TalkNet checkpoint on AVA-ActiveSpeaker (TalkNet's
-                       preprocessed layout) or on synthetic data, and report the damage
+  avrobust evaluate    attack a TalkNet checkpoint, or your own model (--model FILE.py:FACTORY),
+                       on AVA-ActiveSpeaker (TalkNet's preprocessed layout), synthetic data or
+                       your own dataset, and report the damage
 """
 
 _DEMO_HELP = """\
@@ -65,18 +67,26 @@ examples:
 """
 
 _EVALUATE_HELP = """\
-Attack a TalkNet checkpoint over a grid of rules x eps_av budgets x attacked modalities and
-report, per cell, frame mAP (clean and adversarial), ECR per modality, success rate and SNR/PSNR.
+Attack a model over a grid of rules x eps_av budgets x attacked modalities and report, per
+cell, frame mAP (clean and adversarial), ECR per modality, success rate and SNR/PSNR.
+
+--model is a TalkNet variant (its weights: --checkpoint; a demo checkpoint's JSON beside it
+records the variant and the face size, so --model and --face-size may be left out) or your own
+model as MODULE:FACTORY: a .py file or a dotted module path, and a callable in it that takes no
+arguments and returns the nn.Module (called as model(**inputs), returning avrobust.AVOutput or
+logits); --checkpoint is then optional, a state dict (torch.save(model.state_dict(), FILE)).
 
 --data is either a folder in TalkNet's preprocessed AVA-ActiveSpeaker layout
     DIR/csv/{split}_loader.csv, DIR/csv/{split}_orig.csv,
     DIR/clips_audios/{split}/<video>/<entity>.wav, DIR/clips_videos/{split}/<video>/<entity>/*.jpg
-or 'synthetic' / 'synthetic:N' for N synthetic clips (default 128).
+or 'synthetic' / 'synthetic:N' for N synthetic clips (default 128), or your own data as
+MODULE:FACTORY returning a Dataset of ({modality: tensor}, labels) items.
 
 examples:
   avrobust evaluate --checkpoint pretrain_AVA.model --data AVA --eps 1,2,5 --per-class 225
-  avrobust evaluate --checkpoint avrobust-demo/models/A-*.model --model tiny --face-size 32 \\
-      --data synthetic:192 --rules pgd --eps 5,20,50
+  avrobust evaluate --checkpoint avrobust-demo/models/A-*.model --data synthetic:192 \\
+      --rules pgd --eps 5,20,50
+  avrobust evaluate --model my_model.py:build --checkpoint my_model.pt --data my_model.py:clips
 """
 
 
@@ -176,28 +186,30 @@ def _evaluate_parser(commands: Any) -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--checkpoint",
-        required=True,
         metavar="FILE",
-        help="TalkNet weights (official layout, e.g. pretrain_AVA.model)",
+        help="the weights: TalkNet's (official layout, e.g. pretrain_AVA.model; required for a "
+        "TalkNet --model), or a state dict of a --model MODULE:FACTORY (optional)",
     )
     ev.add_argument(
         "--data",
         required=True,
         type=data_source,
         metavar="SOURCE",
-        help="AVA folder (TalkNet layout), or synthetic[:N]",
+        help="AVA folder (TalkNet layout), synthetic[:N], or MODULE:FACTORY returning a Dataset",
     )
     ev.add_argument(
         "--model",
-        default="talknet",
-        choices=model_names(),
-        help="architecture of the checkpoint (default: %(default)s)",
+        type=model_source,
+        metavar=_model_metavar(),
+        help="a TalkNet variant (default: the one a demo checkpoint's JSON records, else "
+        "talknet), or MODULE:FACTORY returning your nn.Module",
     )
     ev.add_argument(
         "--face-size",
         type=positive_int,
         metavar="PX",
-        help="face crop side of the model (default: the variant's, 112 for talknet)",
+        help="face crop side of a TalkNet model and of the synthetic or AVA clips (default: the "
+        "checkpoint's JSON, else the variant's, 112 for talknet)",
     )
     ev.add_argument(
         "--fps",
@@ -262,8 +274,9 @@ def _attack_options(ev: argparse.ArgumentParser) -> None:
     )
     ev.add_argument(
         "--surrogate-model",
-        choices=model_names(),
-        help="architecture of --surrogate (default: --model)",
+        type=model_source,
+        metavar=_model_metavar(),
+        help="architecture of --surrogate (default: the one its JSON records, else --model)",
     )
 
 
@@ -308,6 +321,11 @@ def _selection_options(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--no-resume", action="store_true", help="start the results file afresh")
     ev.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     _common(ev)
+
+
+def _model_metavar() -> str:
+    """``{talknet,tiny,...}|MODULE:FACTORY``: the registered names, or a factory."""
+    return "{" + ",".join(model_names()) + "}|MODULE:FACTORY"
 
 
 def _common(sub: argparse.ArgumentParser) -> None:

@@ -15,7 +15,16 @@ from torch import Tensor
 
 from .._checks import check_bool, check_choice, describe
 from ..data.synthetic import SyntheticActiveSpeaker
-from ..evaluation import EvaluationReport, Grid, Selection, Store, WorstCase, evaluate
+from ..evaluation import (
+    SPEAKING_CLASSES,
+    EvaluationReport,
+    Grid,
+    Measures,
+    Selection,
+    Store,
+    WorstCase,
+    evaluate,
+)
 from ..evaluation.grid import StepRule
 from ..metrics import average_precision
 from ..models import TalkNet
@@ -113,6 +122,7 @@ class _Run:
             self.test_data,
             grid,
             selection=Selection(clips=tuple(self.selection), balance=False),
+            measures=Measures(class_names=SPEAKING_CLASSES),
             store=Store(path=os.path.join(self.out, "results", f"{name}.jsonl")),
             surrogate=surrogate,
             seed=config.seed,

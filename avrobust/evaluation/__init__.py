@@ -40,12 +40,13 @@ from .recipes import WorstCase
 from .report import EvaluationReport
 from .reporting import write_csv_rows
 from .results import CellResult
-from .scoring import Measures
+from .scoring import SPEAKING_CLASSES, Measures
 from .selection import Selection, balanced_subset, correct_samples
 from .store import Store
 from .tasks import balanced_per_class
 
 __all__ = [
+    "SPEAKING_CLASSES",
     "CellResult",
     "EvaluationReport",
     "Grid",

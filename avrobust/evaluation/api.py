@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._checks import check_bool, check_int, describe
+from ..adapters import WrappedModel
 from ..attacks import push_pull_budgets
 from .fingerprints import callable_identity, clip_digests, data_digest, model_fingerprint
 from .grid import Grid, GridCell
@@ -46,6 +47,7 @@ def evaluate(
     progress: bool = True,
     on_cell: Callable[[CellResult], None] | None = None,
     max_clips: int = MAX_CLIPS,
+    name: str | None = None,
 ) -> EvaluationReport:
     r"""Attack a model over a grid of rules × budgets × attacked modalities and measure the harm.
 
@@ -112,6 +114,8 @@ def evaluate(
         max_clips: data of unknown length (an iterable of batches or an ``IterableDataset``
             without ``len``) that gives more clips than this in one pass is refused as endless
             (``itertools.cycle``, a stream that repeats), before it fills the memory.
+        name: the model's name in the report's titles and plots (default: the model's class
+            name; a wrapped model's own class).
 
     Returns:
         :class:`EvaluationReport` with every cell of the grid.
@@ -149,6 +153,7 @@ def evaluate(
         (True, ['audio', 'visual'])
     """
     _refuse_inference_mode()
+    title = _model_name(model, name)
     ranks = current_ranks()
 
     def setup() -> tuple[Source, dict[str, Any]]:
@@ -203,7 +208,21 @@ def evaluate(
         results = _run_cells(cells, done, runner, file, seed, progress, on_cell)
     ranks.wait()  # the file is complete and unlocked when any rank returns
     report_config = {"format": FORMAT, **grid.config(), **config}
-    return EvaluationReport(report_config, meta["clean"], chosen, results)
+    names = measures.class_names
+    return EvaluationReport(
+        report_config, meta["clean"], chosen, results, name=title, class_names=names
+    )
+
+
+def _model_name(model: Any, name: Any) -> str:
+    """The report's name of the model: ``name``, else the model's class name (a wrapped model's
+    own)."""
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"name: expected a non-empty string or None, got {describe(name)}")
+        return name
+    inner = model.model if isinstance(model, WrappedModel) else model
+    return type(inner).__name__
 
 
 def _refuse_inference_mode() -> None:

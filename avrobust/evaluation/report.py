@@ -19,6 +19,7 @@ from ..metrics.ri import RobustnessRow
 from .grid import parse_modality_set
 from .reporting import (
     Curve,
+    counted,
     matplotlib_available,
     plot_ecr_bars,
     plot_map_curves,
@@ -44,11 +45,15 @@ class EvaluationReport:
         config: the grid and settings (rules, eps values, modality sets, steps, objective, ...).
         clean: clean measures: ``map_all`` (mAP over every clip of the data, in [0, 1]),
             ``map_selected`` (over the selected clips), ``samples_total``, ``samples_correct``,
-            ``samples_selected``, ``positives_selected`` (speaking clips among them).
+            ``samples_selected``, ``positives_selected`` (clips of class 1 among them, e.g.
+            speaking).
         selection: the indices of the attacked clips in the data source.
         cells: the finished cells, in grid order.
-        name: what was evaluated, for plot titles (e.g. ``"A-1f2e.model on synthetic:64"``;
-            ``""``: the titles name the model by its weights' fingerprint).
+        name: what was evaluated, for titles (:func:`~avrobust.evaluation.evaluate`'s
+            ``name``, default the model's class name; e.g. ``"A-1f2e.model on synthetic:64"``;
+            ``""``, as in a report read from a results file: the model's weights' fingerprint).
+        class_names: the classes' names in index order, for the titles' words
+            (``Measures.class_names``; ``None``: neutral words, "12 of class 1").
     """
 
     config: dict[str, Any]
@@ -56,6 +61,7 @@ class EvaluationReport:
     selection: list[int]
     cells: list[CellResult] = field(default_factory=list)
     name: str = ""
+    class_names: tuple[str, ...] | None = None
 
     # ---------------------------------------------------------------- access
     def cell(self, rule: str, eps: float, modalities: str | Sequence[str]) -> CellResult:
@@ -213,11 +219,14 @@ class EvaluationReport:
         return title + "\n" + text_table(head, lines)
 
     def _attacked_kinds(self, missing: Any = "?") -> str:
-        """``"12 speaking"`` (binary task) or ``"4 classes"`` (multi-class) of the attacked
+        """``"12 speaking"`` or ``"12 of class 1"`` (binary task: the word of class 1 from
+        ``Measures.class_names``, else neutral) or ``"4 classes"`` (multi-class) of the attacked
         clips; ``missing`` stands for an unknown count."""
         if "classes_selected" in self.clean:
-            return f"{len(self.clean['classes_selected'])} classes"
-        return f"{self.clean.get('positives_selected', missing)} speaking"
+            return counted(len(self.clean["classes_selected"]), "class", "classes")
+        count = self.clean.get("positives_selected", missing)
+        names = self.class_names
+        return f"{count} {names[1]}" if names else f"{count} of class 1"
 
     def to_csv(self, path: PathLike) -> None:
         """Write :meth:`rows` as CSV (header row first)."""

@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "Curve",
+    "counted",
     "format_interval",
     "markdown_table",
     "matplotlib_available",
@@ -46,6 +47,16 @@ def unique(values: Iterable[Any]) -> list[Any]:
         if v not in out:
             out.append(v)
     return out
+
+
+def counted(count: int, one: str, many: str) -> str:
+    """``"1 class"``, ``"4 classes"``: a count with the word in its number.
+
+    Example:
+        >>> counted(1, "class", "classes"), counted(0, "clip", "clips")
+        ('1 class', '0 clips')
+    """
+    return f"{count} {one if count == 1 else many}"
 
 
 def text_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

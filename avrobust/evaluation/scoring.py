@@ -27,7 +27,10 @@ from ..adapters import as_avoutput
 from ..attacks import preserve_model_state
 from ..attacks._call_checks import check_forward_keywords
 
-__all__ = ["MEASURES", "Measures", "ScoreFn", "Scored", "default_score"]
+__all__ = ["MEASURES", "SPEAKING_CLASSES", "Measures", "ScoreFn", "Scored", "default_score"]
+
+SPEAKING_CLASSES = ("not speaking", "speaking")
+"""``Measures.class_names`` of active speaker detection (class 1 = speaking, as AVA labels)."""
 
 MEASURES = ("auto", "ap", "accuracy")
 
@@ -92,12 +95,18 @@ class Measures:
             top-1 accuracy for ``C > 2`` classes; refused when the labels of a ``C > 2`` model
             are all 0/1), ``"ap"`` (refused for a ``C > 2`` model without a score per label) or
             ``"accuracy"`` (top-1 accuracy; for a binary task, at the 0.5 threshold).
+        class_names: keyword-only; the classes' names in index order, for the reports' words
+            (``("not speaking", "speaking")`` for active speaker detection, ``("out of sync",
+            "in sync")`` for a synchronisation task); default ``None``: neutral words ("of class
+            1"). Names only: no number depends on them, and a results file resumes whatever they
+            are.
     """
 
     score_fn: ScoreFn | None = None
     ecr_embeddings: Mapping[str, str] | None = None
     _: KW_ONLY
     measure: str = "auto"
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.score_fn is not None and not callable(self.score_fn):
@@ -117,6 +126,19 @@ class Measures:
         object.__setattr__(
             self, "measure", check_choice(self.measure, "Measures.measure", MEASURES)
         )
+        names = self.class_names
+        if names is not None:
+            if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+                raise TypeError(
+                    "Measures.class_names: expected the classes' names in index order, e.g. "
+                    f"('not speaking', 'speaking'), got {describe(names)}"
+                )
+            if len(names) < 2:
+                raise ValueError(
+                    f"Measures.class_names: expected a name for each class (at least 2), got "
+                    f"{list(names)}"
+                )
+            object.__setattr__(self, "class_names", tuple(names))
 
     @property
     def scorer(self) -> ScoreFn:

@@ -5,14 +5,13 @@ Exported through :mod:`avrobust.transforms.functional`; the modules of :mod:`.au
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
-import torchaudio.compliance.kaldi as kaldi
 from torch import Tensor
 
 from .._checks import check_int, check_number, check_tensor, describe
@@ -36,13 +35,62 @@ ASD_FEATURES_PER_FRAME = 4
 halves time twice)."""
 
 KALDI_FBANK_DEFAULTS: dict[str, Any] = {
-    name: p.default
-    for name, p in inspect.signature(kaldi.fbank).parameters.items()
-    if name != "waveform"
+    "blackman_coeff": 0.42,
+    "channel": -1,
+    "dither": 0.0,
+    "energy_floor": 1.0,
+    "frame_length": 25.0,
+    "frame_shift": 10.0,
+    "high_freq": 0.0,
+    "htk_compat": False,
+    "low_freq": 20.0,
+    "min_duration": 0.0,
+    "num_mel_bins": 23,
+    "preemphasis_coefficient": 0.97,
+    "raw_energy": True,
+    "remove_dc_offset": True,
+    "round_to_power_of_two": True,
+    "sample_frequency": 16000.0,
+    "snip_edges": True,
+    "subtract_mean": False,
+    "use_energy": False,
+    "use_log_fbank": True,
+    "use_power": True,
+    "vtln_high": -500.0,
+    "vtln_low": 100.0,
+    "vtln_warp": 1.0,
+    "window_type": "povey",
 }
 """The options of :func:`torchaudio.compliance.kaldi.fbank` and their defaults (``dither=0.0``,
 ``window_type="povey"``, ``preemphasis_coefficient=0.97``, ``remove_dc_offset=True``,
-``snip_edges=True``, ``use_energy=False``, ``num_mel_bins=23``, ...)."""
+``snip_edges=True``, ``use_energy=False``, ``num_mel_bins=23``, ...), written out so that
+reading them needs no torchaudio (a test compares them with torchaudio's signature)."""
+
+TORCHAUDIO_FIX = (
+    "install torchaudio from the same index as torch, e.g. "
+    "`pip install torch torchaudio --index-url https://download.pytorch.org/whl/cpu` "
+    "(or the CUDA index your torch came from)"
+)
+"""How to repair a torchaudio that cannot load: a build matching the installed torch."""
+
+
+def kaldi_module() -> ModuleType:
+    """``torchaudio.compliance.kaldi``, imported on first use (the only front-end that needs
+    torchaudio's native library).
+
+    Raises:
+        ImportError: torchaudio is missing or its extension cannot load (a build for another
+            torch raises an ``OSError``), naming the cause and the fix.
+    """
+    try:
+        import torchaudio.compliance.kaldi as kaldi
+    except Exception as error:  # OSError from a mismatched extension, ImportError, ...
+        raise ImportError(
+            f"KaldiFbank needs torchaudio (torchaudio.compliance.kaldi.fbank), which failed to "
+            f"import: {type(error).__name__}: {error}; {TORCHAUDIO_FIX}. The other avrobust "
+            "front-ends (ASDMFCC, VGGishPatches, ...) do not need torchaudio"
+        ) from error
+    return kaldi
 
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -149,6 +197,7 @@ def kaldi_fbank(waveform: Tensor, **options: Any) -> Tensor:
 
     Raises:
         TypeError: an unknown option.
+        ImportError: torchaudio cannot be imported (the message says why and how to fix it).
         ValueError: a waveform shorter than one window (``frame_length`` ms at
             ``sample_frequency``: 400 samples by default).
     """
@@ -160,6 +209,7 @@ def kaldi_fbank(waveform: Tensor, **options: Any) -> Tensor:
             f"expected some of {sorted(KALDI_FBANK_DEFAULTS)}"
         )
     _check_kaldi_length(waveform, options)
+    kaldi = kaldi_module()
     rows = waveform.reshape(-1, waveform.shape[-1]).to(compute_dtype(waveform.dtype))
     out = torch.stack([kaldi.fbank(row[None], **options) for row in rows])
     return out.reshape(*waveform.shape[:-1], *out.shape[1:]).to(waveform.dtype)

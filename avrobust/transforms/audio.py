@@ -17,8 +17,9 @@ from torch import Tensor, nn
 from .._checks import check_int, check_number, check_tensor
 from ..models.features import MFCC, wrap_to_frames
 from . import _audio_functional as F
+from ._model_frontends import SYNCNET_FRAMES, loconet_log_mel, syncnet_mfcc
 
-__all__ = ["ASDMFCC", "KaldiFbank", "VGGishPatches"]
+__all__ = ["ASDMFCC", "KaldiFbank", "LoCoNetLogMel", "SyncNetMFCC", "VGGishPatches"]
 
 
 class ASDMFCC(nn.Module):
@@ -192,3 +193,75 @@ class VGGishPatches(nn.Module):
     def forward(self, waveform: Tensor) -> Tensor:
         """Compute the patches: ``(..., S)`` -> ``(..., N, 96, 64)``."""
         return F.vggish_patches(F.vggish_log_mel(waveform, self.mel_matrix))
+
+
+class SyncNetMFCC(nn.Module):
+    """SyncNet's audio input: python_speech_features' default MFCC as ``(..., 1, 13, 4 T)``.
+
+    :func:`~avrobust.transforms.functional.syncnet_mfcc`: the MFCC of
+    ``SyncNetInstance.evaluate`` (``python_speech_features.mfcc(int16, 16000)``, 13
+    coefficients, 10 ms hop) for one window of ``frames`` video frames, in SyncNet's layout
+    (coefficients by time), so ``forward_aud`` takes it as it is.
+
+    Args:
+        frames: video frames per window ``T`` (SyncNet: 5, 0.2 s).
+        input_scale: factor applied to the waveform first (32768: int16 units).
+
+    Shape:
+        ``(..., S)`` waveform in [-1, 1] at 16 kHz, ``S <= 640 T + 240`` (shorter is
+        zero-padded) -> ``(..., 1, 13, 4 T)``.
+
+    Example:
+        >>> import torch
+        >>> SyncNetMFCC()(torch.zeros(2, 3440)).shape
+        torch.Size([2, 1, 13, 20])
+    """
+
+    def __init__(self, *, frames: int = SYNCNET_FRAMES, input_scale: float = 32768.0) -> None:
+        super().__init__()
+        self.frames = check_int(frames, "frames", min_value=1)
+        self.input_scale = check_number(input_scale, "input_scale", min_value=0, strict=True)
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """Compute the MFCC window: ``(..., S)`` -> ``(..., 1, 13, 4 T)``."""
+        return syncnet_mfcc(waveform, self.frames, input_scale=self.input_scale)
+
+    def extra_repr(self) -> str:
+        return f"frames={self.frames}, input_scale={self.input_scale:g}"
+
+
+class LoCoNetLogMel(nn.Module):
+    """LoCoNet's audio input: VGGish's log-mel at 4 rows per video frame, ``(..., 1, 4 T, 64)``.
+
+    :func:`~avrobust.transforms.functional.loconet_log_mel`: LoCoNet's ``waveform_to_examples``
+    (VGGish's ``log_mel_spectrogram``, window and hop scaled by ``25 / fps``) on the int16-scaled
+    waveform, wrap-padded and cut to ``4 T`` rows, with the channel axis its loader adds.
+
+    Args:
+        frames: a fixed number of video frames ``T`` (``None``: ``round(S * fps / 16000)``).
+        fps: video frame rate.
+        input_scale: factor applied to the waveform first (32768: int16 units).
+
+    Shape:
+        ``(..., S)`` waveform in [-1, 1] at 16 kHz -> ``(..., 1, 4 T, 64)``.
+
+    Example:
+        >>> import torch
+        >>> LoCoNetLogMel()(torch.zeros(2, 3200)).shape
+        torch.Size([2, 1, 20, 64])
+    """
+
+    def __init__(
+        self, *, frames: int | None = None, fps: float = 25.0, input_scale: float = 32768.0
+    ) -> None:
+        super().__init__()
+        self.frames = None if frames is None else check_int(frames, "frames", min_value=1)
+        self.fps = check_number(fps, "fps", min_value=0, strict=True)
+        self.input_scale = check_number(input_scale, "input_scale", min_value=0, strict=True)
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """Compute the log-mel rows: ``(..., S)`` -> ``(..., 1, 4 T, 64)``."""
+        return loconet_log_mel(waveform, self.frames, fps=self.fps, input_scale=self.input_scale)
+
+    def extra_repr(self) -> str:
+        return f"frames={self.frames}, fps={self.fps:g}, input_scale={self.input_scale:g}"

@@ -1,19 +1,18 @@
 """The ``avrobust`` command: the demo end to end, evaluate, and error messages.
 
-The demo's outputs are checked twice, both on the ``test`` preset (minimal sizes): run in-process
-(also used to test the caches), and run as a command in a subprocess, as a user runs it, with
-every UserWarning an error. (The subprocess ran ``--quick`` before: 156 s of a 320 s suite on an
-idle 2-core machine, over the 300 s test timeout on a busy one; the presets differ only in sizes.)
+The demo's outputs are checked on one run of the ``test`` preset (minimal sizes) as a command in
+a subprocess, as a user runs it, with every UserWarning an error (``demo_folder``, shared by the
+suite through conftest.py; the cache tests rerun it in a copy). The subprocess ran ``--quick``
+before: 156 s of a 320 s suite on an idle 2-core machine, over the 300 s test timeout on a busy
+one; the presets differ only in sizes.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
+import shutil
 
 import pytest
 
@@ -28,38 +27,10 @@ MODELS = ("A", "B", "C", "D", "E")
 VERDICTS = ("held", "did not hold", "partly", "inconclusive", "not tested")
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """One run of ``avrobust demo --preset test`` (the full pipeline with minimal sizes)."""
-    out = tmp_path_factory.mktemp("demo")
-    return main(["demo", "--preset", "test", "--out", str(out), "--quiet"]), out
-
-
-@pytest.fixture(scope="module")
-def command_run(tmp_path_factory):
-    """``python -m avrobust demo --preset test`` in a subprocess (about 20 s on one core). One
-    torch thread, as in the rest of the suite."""
-    out = tmp_path_factory.mktemp("command")
-    env = {**os.environ, "PYTHONWARNINGS": "error::UserWarning"}  # no stray warnings either
-    argv = ["demo", "--preset", "test", "--out", str(out), "--quiet", "--threads", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "avrobust", *argv],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.returncode, out
-
-
-@pytest.fixture(params=["in-process", "command"])
-def demo_output(request):
-    """``(preset name, output folder)`` of each demo run."""
-    run = "demo_run" if request.param == "in-process" else "command_run"
-    code, out = request.getfixturevalue(run)
-    assert code == 0
-    return "test", out
+@pytest.fixture
+def demo_output(demo_folder):
+    """``(preset name, output folder)`` of the shared demo run (``demo_folder``, conftest.py)."""
+    return "test", demo_folder
 
 
 @pytest.mark.slow  # runs the demo (its fixture)
@@ -168,8 +139,9 @@ def test_demo_results_and_summary(demo_output) -> None:
 
 
 @pytest.mark.slow  # runs the demo (its fixture)
-def test_demo_rerun_only_reads_its_caches(demo_run, monkeypatch, capsys) -> None:
-    _, out = demo_run
+def test_demo_rerun_only_reads_its_caches(demo_folder, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "demo"
+    shutil.copytree(demo_folder, out)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached model was trained again")
@@ -200,8 +172,8 @@ def test_demo_config_replace_rebuilds_models_and_names_unknown_settings() -> Non
 
 
 @pytest.mark.slow  # runs the demo (its fixture)
-def test_evaluate_a_demo_checkpoint(demo_run, tmp_path, capsys) -> None:
-    _, out = demo_run
+def test_evaluate_a_demo_checkpoint(demo_folder, tmp_path, capsys) -> None:
+    out = demo_folder
     checkpoint = next((out / "models").glob("A-*.model"))
     args = [
         "evaluate",

@@ -59,12 +59,11 @@ def assert_user_files_intact(folder) -> None:
         assert (folder / rel).read_bytes() == content, rel
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    """A folder made by one ``avrobust demo --preset test`` run (tests copy it before changing it)."""
-    out = tmp_path_factory.mktemp("made")
-    assert main([*TEST, "--out", str(out)]) == 0
-    return out
+@pytest.fixture
+def made(demo_folder):
+    """A folder made by one ``avrobust demo --preset test`` run (``demo_folder``, conftest.py;
+    tests copy it before changing it)."""
+    return demo_folder
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ the plots by their matplotlib artists (legend texts, titles, bar colours and hat
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -320,13 +322,18 @@ def test_ecr_bars_take_their_colour_from_the_rule_and_hatching_from_the_modality
 def test_evaluate_map_plot_has_a_title_naming_the_model_and_the_data(
     small_report, tmp_path
 ) -> None:
-    """EvaluationReport.plot_map's default title names the model (its name when the report has
-    one, else its weight fingerprint) and the data (clips attacked of the total, speaking)."""
+    """EvaluationReport.plot_map's default title names the model (the name given to it, else
+    evaluate's name: the model's class name; a report without one, its weight fingerprint) and
+    the data (clips attacked of the total, with neutral class words by default)."""
     pytest.importorskip("matplotlib")
     report, _ = small_report
     fig = report.plot_map(tmp_path / "map.png")
     title = fig._suptitle.get_text()
-    assert report.config["model"][:8] in title and "4 of 6 clips" in title
+    assert title.startswith("TinyAV: 4 of 6 clips attacked (") and "of class 1)" in title
+    assert "speaking" not in title  # not every binary task is speaker detection
+    unnamed = dataclasses.replace(report, name="")  # as a report read from a results file
+    fingerprint = unnamed.plot_map(tmp_path / "unnamed.png")._suptitle.get_text()
+    assert fingerprint.startswith(f"model {report.config['model'][:8]}: ")
     report.name = "A-123.model on synthetic:6"
     fig = report.plot_map(tmp_path / "named.png")
     assert fig._suptitle.get_text().startswith("A-123.model on synthetic:6")

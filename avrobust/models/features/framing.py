@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import decimal
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -124,24 +125,43 @@ def power_spectrum(frames: Tensor, nfft: int) -> Tensor:
     return spec.square().sum(-1) / nfft
 
 
-def wrap_to_frames(features: Tensor, frames: int) -> Tensor:
-    """Exactly ``frames`` feature frames: repeat rows from the start when short, cut when long.
+def wrap_to_frames(
+    features: Tensor, rows: int | None = None, *, frames: int | None = None
+) -> Tensor:
+    """Exactly ``rows`` feature rows: repeat rows from the start when short, cut when long.
 
     The ASD convention of TalkNet's AVA loader: ``numpy.pad(feats, ((0, shortage), (0, 0)),
-    "wrap")[:frames]`` (4 MFCC frames per video frame, ``frames = 4 T``).
+    "wrap")[:rows]`` (4 MFCC rows per video frame, ``rows = 4 T``).
 
     Args:
-        features: ``(..., F, C)`` feature frames, ``F >= 1``.
-        frames: the number of frames wanted along axis ``-2``.
+        features: ``(..., F, C)`` feature rows, ``F >= 1``.
+        rows: the number of rows wanted along axis ``-2`` (not video frames: ``4 T`` for ``T``
+            video frames in the ASD convention).
+        frames: the former name of ``rows`` (it counted rows); deprecated, warns.
 
     Returns:
-        ``(..., frames, C)``; row ``i`` is input row ``i % F`` (gradients flow to every reused row).
+        ``(..., rows, C)``; row ``i`` is input row ``i % F`` (gradients flow to every reused row).
+
+    Raises:
+        TypeError: both ``rows`` and ``frames``, or neither.
     """
+    if frames is not None:
+        if rows is not None:
+            raise TypeError("wrap_to_frames: give rows= only (frames= is its deprecated name)")
+        warnings.warn(
+            "wrap_to_frames(frames=...) is deprecated: the argument counts feature rows, not "
+            "video frames; pass rows=... (or the count as the second positional argument)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        rows = frames
+    if rows is None:
+        raise TypeError("wrap_to_frames: missing rows, the number of feature rows wanted")
     have = features.shape[-2]
-    if have < frames:
-        index = torch.arange(frames, device=features.device) % have
+    if have < rows:
+        index = torch.arange(rows, device=features.device) % have
         features = features.index_select(-2, index)
-    return features[..., :frames, :]
+    return features[..., :rows, :]
 
 
 class FramedFrontEnd(nn.Module):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torchaudio.functional as AF
 from torch import Tensor, nn
 
 from ..._checks import check_int, check_number, check_tensor
@@ -15,7 +14,8 @@ __all__ = ["LinearSpectrogram"]
 class LinearSpectrogram(FramedFrontEnd):
     """Log power spectrogram on a linear frequency axis (specTalkNet's audio features).
 
-    Built on :func:`torchaudio.functional.spectrogram` (Hann window, ``center=False``). The
+    Computed with :func:`torch.stft` (Hann window, ``center=False``; the same FFT as
+    :func:`torchaudio.functional.spectrogram`, which it equals, without torchaudio). The
     waveform's tail is zero-padded as python_speech_features pads it, so frame ``i`` covers samples
     ``[i H, i H + L)`` and a waveform gives exactly as many frames as :class:`MFCC` with the same
     ``winlen``/``winstep`` (4 per video frame for TalkNet). Output: ``log(power + guard)`` with the
@@ -81,17 +81,19 @@ class LinearSpectrogram(FramedFrontEnd):
         front = (self.nfft - self.frame_len) // 2
         back = (frames - 1) * self.frame_step + self.nfft - length - front
         x = nn.functional.pad(waveform, (front, back))
-        spec = AF.spectrogram(
-            x,
-            pad=0,
-            window=self.window.to(x.dtype),
+        rows = x.reshape(-1, x.shape[-1])
+        spec = torch.stft(
+            rows,
             n_fft=self.nfft,
             hop_length=self.frame_step,
             win_length=self.frame_len,
-            power=None,
-            normalized=False,
+            window=self.window.to(x.dtype),
             center=False,
+            normalized=False,
+            onesided=True,
+            return_complex=True,
         )
+        spec = spec.reshape(*x.shape[:-1], *spec.shape[-2:])
         power = torch.view_as_real(spec).square().sum(-1)
         return torch.log(power + self.guard).transpose(-1, -2)
 
