@@ -87,7 +87,9 @@ def export_pairs(
     text a spreadsheet keeps: ``speaking`` / ``not speaking`` for clip labels, ``frames: 0 0 1 1``
     for frame labels), the test itself in
     ``xab/trial_<n>/`` (``A``, ``B`` and ``X`` as ``.wav`` and ``.png``: A and B are the genuine
-    and the adversarial clip in random order, X a copy of one of them) and the answer key
+    and the adversarial clip in an order drawn per trial, X a copy of one of them, both drawn from
+    ``seed`` and balanced over the trials: half put the genuine clip first, half have X = A, in
+    random order) and the answer key
     ``xab_key.csv`` (which of A and B is genuine, and whether X is A or B): give the volunteers
     the ``xab`` folder and keep the key. Push-Pull's volunteers scored 53.33%, chance level.
 
@@ -105,7 +107,7 @@ def export_pairs(
         frames: also write one PNG per frame.
         gif: also write each clip as an animated GIF (copied into the XAB trials too).
         fps: the video's frame rate in frames per second, for the GIFs (TalkNet: 25).
-        seed: seed of the A/B order and of the choice of X.
+        seed: seed of the trials' A/B orders and choices of X.
 
     Returns:
         One :class:`ExportedPair` per clip.
@@ -154,7 +156,8 @@ def _export(
     gen = torch.Generator().manual_seed(check_int(options["seed"], "seed", min_value=0))
     pairs: list[ExportedPair] = []
     key: list[list[str]] = []
-    for i in chosen:
+    orders = zip(_balanced(len(chosen), gen), _balanced(len(chosen), gen))
+    for i, order in zip(chosen, orders):
         folder = os.path.join(os.fspath(out_dir), f"pair_{i:03d}")
         os.makedirs(folder, exist_ok=True)
         files: dict[str, str] = {}
@@ -176,7 +179,7 @@ def _export(
                 psnr(clean[visual][i : i + 1].float(), adversarial[visual][i : i + 1].float())
             )
         pairs.append(ExportedPair(i, folder, files, ratio, peak))
-        key.append(_write_trial(out_dir, len(key) + 1, i, files, gen))
+        key.append(_write_trial(out_dir, len(key) + 1, i, files, order))
     _write_manifest(out_dir, pairs, labels)
     _write_rows(
         os.path.join(os.fspath(out_dir), "xab_key.csv"),
@@ -238,13 +241,21 @@ def _write_clip(
     return files
 
 
+def _balanced(count: int, gen: torch.Generator) -> list[bool]:
+    """``count`` coin flips drawn from ``gen``, as many true as false (the odd one drawn too), in
+    a random order: over the trials both outcomes occur, and a listener who always answers the
+    same scores chance, not more."""
+    heads = count // 2 + (count % 2) * int(torch.randint(2, (1,), generator=gen))
+    return [int(j) < heads for j in torch.randperm(count, generator=gen)]
+
+
 def _write_trial(
-    out_dir: PathLike, number: int, index: int, files: Mapping[str, str], gen: torch.Generator
+    out_dir: PathLike, number: int, index: int, files: Mapping[str, str], order: tuple[bool, bool]
 ) -> list[str]:
     """XAB trial ``number`` of pair ``index`` in ``out_dir/xab/trial_<n>/``: A and B the genuine
-    and the adversarial clip in random order, X a copy of one of them; returns its key row."""
-    genuine_first = bool(torch.rand(1, generator=gen) < 0.5)
-    x_is_a = bool(torch.rand(1, generator=gen) < 0.5)
+    and the adversarial clip (``order[0]``: the genuine one is A), X a copy of A (``order[1]``)
+    or of B; returns its key row."""
+    genuine_first, x_is_a = order
     a, b = ("genuine", "adversarial") if genuine_first else ("adversarial", "genuine")
     trial = os.path.join(os.fspath(out_dir), "xab", f"trial_{number:03d}")
     os.makedirs(trial, exist_ok=True)

@@ -100,9 +100,22 @@ def print_result(result: DemoResult, out: str) -> None:
         print("  " + finding.line())
     print()
     print(f"wrote {len(result.files)} files to {os.path.abspath(out)}:")
-    for path in result.files:
-        print(f"  {os.path.relpath(path, out)}")
+    for line in _listing(result.files, out):
+        print(f"  {line}")
     print(f"total {result.seconds['total']:.0f} s")
+
+
+def _listing(files: list[str], out: str) -> list[str]:
+    """The files relative to ``out``; those of the XAB folder as one line with their count."""
+    lines: list[str] = []
+    xab = [f for f in files if os.path.relpath(f, out).split(os.sep)[0] == "xab_test"]
+    for path in files:
+        if path not in xab:
+            lines.append(os.path.relpath(path, out))
+        elif path == xab[0]:
+            lines.append(f"xab_test/ ({len(xab)} files: the XAB test in xab_test/xab, its answer "
+                         "key xab_test/xab_key.csv, the pairs, manifest.csv)")  # fmt: skip
+    return lines
 
 
 def run_demo_command(

@@ -23,6 +23,7 @@ __all__ = [
     "accuracy_percent",
     "bounds",
     "diff",
+    "floor_percent",
     "fmt",
     "map_percent",
 ]
@@ -54,6 +55,20 @@ def map_percent(
         return 100 * report.cell(rule, eps, attacked).map_adv
     except KeyError:
         return None
+
+
+def floor_percent(
+    report: EvaluationReport, rule: str, eps: float, attacked: str = AV
+) -> float | None:
+    """The mAP floor of the cell in %: the mAP of a score that carries no ranking on its attacked
+    clips, which is their share of speaking (class-1) frames; ``None`` without the cell or its
+    per-clip labels."""
+    try:
+        per = report.cell(rule, eps, attacked).per_clip
+    except KeyError:
+        return None
+    frames = [float(y) for clip in (per or {}).get("labels", ()) for y in clip]
+    return 100 * sum(frames) / len(frames) if frames else None
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

@@ -37,7 +37,7 @@ LARGE_EPS_AV = 200.0
 #: ~12 s a model on 2 CPU threads; on the demo's models Square breaks no clip at eps_av = 20
 #: with 100 or with 500 queries (measured), so more would add time and no finding
 MAX_QUERIES = 100
-_TITLE = "### Gradient-masking checks (Carlini et al., 2019)"
+_TITLE = "## Gradient-masking checks (Carlini et al., 2019)"
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def masking_checks(
             diagnosis reuses it; the others are diagnosed and the file rewritten (atomically).
 
     Returns:
-        :class:`MaskingChecks`, its ``section`` starting ``"### Gradient-masking checks"``.
+        :class:`MaskingChecks`, its ``section`` starting ``"## Gradient-masking checks"``.
 
     Raises:
         TypeError, ValueError: bad ``clips``, ``settings`` or ``surrogate`` (naming them), and

@@ -19,7 +19,7 @@ from .findings import findings
 from .intervals import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, Intervals
 from .plots import write_plots
 from .tables import table_one, tables_text
-from .verdicts import Finding
+from .verdicts import Finding, verdict_rules
 
 __all__ = ["Outputs", "summary_text", "write_outputs"]
 
@@ -52,6 +52,7 @@ def write_outputs(
     *,
     clean_scores: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     sections: Sequence[str] = (),
+    reused: Mapping[str, float] | None = None,
 ) -> Outputs:
     """Write the tables, the long-form results, the plots and the summary.
 
@@ -67,13 +68,16 @@ def write_outputs(
         reports: ``{model key: white-box grid report}``.
         extras: ``{"inference": ..., "transfer": ...}`` reports.
         plots: write the PNG plots (skipped, with a note, without matplotlib).
-        seconds: ``{"train": s, "evaluate": s}`` wall times for the summary.
+        seconds: ``{"train": s, "evaluate": s}`` wall times for the summary (and
+            ``results.json``, where a rerun finds them).
         selection_note: how the attacked clips were chosen, for the summary.
         clean_scores: ``{model key: (scores, labels)}``, the ``(N, T)`` frame scores and labels
             of every held-out clip behind ``clean_map``, for the clean mAP's intervals (without
             them the clean mAP has none, and the clean-cost finding is inconclusive).
         sections: Markdown sections for the summary, after the tables (e.g. the masking
             checks of :mod:`avrobust.demo.masking`).
+        reused: ``{stage: s}``: this run's own time of each stage it read from the caches
+            (``seconds`` then holds the first run's time of that stage, and the summary says so).
 
     Returns:
         :class:`Outputs`: the table, the summary, the files written and the findings.
@@ -89,10 +93,12 @@ def write_outputs(
         except ImportError as exc:
             plot_note = f"\nPlots were not written: {exc}\n"
     tables = tables_text(config, table, reports, extras, ci)
-    files.append(_write_text(os.path.join(out, "table.md"), tables))
+    title = f"# avrobust demo: tables (eps_av = {config.table_eps:g})\n\n"
+    files.append(_write_text(os.path.join(out, "table.md"), title + tables))
     summary = summary_text(
-        config, tables + "".join(sections), checks, seconds, selection_note, plot_note
-    )
+        config, tables + "".join(sections), checks, seconds, selection_note, plot_note,
+        reused=reused,
+    )  # fmt: skip
     files.append(_write_text(os.path.join(out, "summary.md"), summary))
     return Outputs(table, summary, files, checks)
 
@@ -110,8 +116,11 @@ def summary_text(
     seconds: Mapping[str, float],
     selection_note: str = "",
     plot_note: str = "",
+    *,
+    reused: Mapping[str, float] | None = None,
 ) -> str:
-    """The Markdown of ``summary.md``: the setting, the tables and the findings with their rule."""
+    """The Markdown of ``summary.md``: the setting, the tables and the findings with their rule
+    (``reused``: as :func:`write_outputs`)."""
     held = sum(f.verdict == "held" for f in checks)
     return (
         "# avrobust demo: the Push-Pull study in miniature\n\n"
@@ -130,16 +139,27 @@ def summary_text(
         + tables
         + f"## Which of the paper's findings held here ({held} of {len(checks)})\n\n"
         + "\n".join(f"- **{f.verdict}**: {f.claim} {f.evidence}." for f in checks)
-        + f'\n\nA finding is "held" only when the interval of every quantity it compares lies '
-        f'on the claim\'s side of its threshold, "did not hold" when every one lies on the other '
-        f'side, "partly" when some lie on each side, and "inconclusive" when an interval '
-        f"straddles its threshold; two mAPs must differ by more than {config.tie_margin:g} "
-        "points (`tie_margin`) to count as different. The intervals cover the choice of the "
+        + "\n\n"
+        + verdict_rules(tie_margin=config.tie_margin)
+        + " The intervals cover the choice of the "
         "attacked clips, not another training run (another seed or thread count trains other "
         "models). This is a tiny model on synthetic data: the verdicts describe this run, not "
-        "TalkNet on AVA-ActiveSpeaker.\n"
-        + plot_note
-        + f"\nWall time: training/loading {seconds.get('train', 0):.0f} s, attacks "
+        "TalkNet on AVA-ActiveSpeaker.\n" + plot_note + _wall_time(seconds, reused or {})
+    )
+
+
+def _wall_time(seconds: Mapping[str, float], reused: Mapping[str, float]) -> str:
+    """The summary's last line: the wall times, the first run's where this rerun read the caches."""
+    what = {"train": "the trained models", "evaluate": "the attack results"}
+    read = [what[k] for k in what if k in reused]
+    kept = (
+        f" (of the first run; this rerun read {' and '.join(read)} from the caches in "
+        f"{sum(reused.values()):.0f} s)"
+        if read
+        else ""
+    )
+    return (
+        f"\nWall time{kept}: training/loading {seconds.get('train', 0):.0f} s, attacks "
         f"{seconds.get('evaluate', 0):.0f} s, with {torch.get_num_threads()} torch thread(s) "
         "(another thread count trains other models: pass `--threads N` to rerun alike).\n"
     )

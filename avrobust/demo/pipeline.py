@@ -29,6 +29,7 @@ from ..evaluation.grid import StepRule
 from ..metrics import average_precision
 from ..models import TalkNet
 from . import training
+from ._rerun import folder_files, kept_seconds, recorded_seconds
 from .config import PRESETS, DemoConfig, surrogate_spec
 from .folder import DemoFolder, check_out_dir, drop_results, open_demo_folder, settings_of
 from .intervals import AV, WORST
@@ -61,7 +62,8 @@ class DemoResult:
         table: the Table-1-like text table.
         summary: the findings summary (Markdown).
         files: the paths written.
-        seconds: ``{"train": ..., "evaluate": ..., "total": ...}`` wall times.
+        seconds: ``{"train": ..., "evaluate": ..., "total": ...}`` wall times (``train`` and
+            ``evaluate``: the first run's where this one read that stage from the caches).
         selection: the held-out clips attacked (correct for every model, balanced).
         findings: the paper's claims checked on this run, each with its verdict and numbers.
         masking: the gradient-masking checks of every model (:mod:`avrobust.demo.masking`).
@@ -95,6 +97,8 @@ class _Run:
     clean_map: dict[str, float] = field(default_factory=dict)
     clean_scores: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     selection: list[int] = field(default_factory=list)
+    trained_now: bool = False  # a model was trained (not loaded from the cache)
+    computed: int = 0  # attack cells computed (not read from the results files)
 
     def attack(
         self,
@@ -127,7 +131,11 @@ class _Run:
             surrogate=surrogate,
             seed=config.seed,
             progress=self.progress,
+            on_cell=self._computed,
         )
+
+    def _computed(self, cell: object) -> None:
+        self.computed += 1
 
 
 def _as_config(config: DemoConfig | str) -> DemoConfig:
@@ -172,6 +180,7 @@ def _models(run: _Run, train_set: SyntheticActiveSpeaker) -> None:
         run.trained[spec.key] = model
         if not cached:  # cells of an earlier model of this recipe are stale
             drop_results(run.folder, spec.key, run.say)
+            run.trained_now = True
         scores = (clean_scores(model, run.test_data), run.test_data[1])  # for the intervals
         run.clean_scores[spec.key] = scores
         run.clean_map[spec.key] = float(average_precision(*scores))
@@ -196,6 +205,7 @@ def _surrogate(run: _Run, train_set: SyntheticActiveSpeaker, train_data: Clips |
     )  # fmt: skip
     if not cached:
         drop_results(run.folder, "S", run.say)
+        run.trained_now = True
     run.surrogate = model
     clean = float(average_precision(clean_scores(model, run.test_data), run.test_data[1]))
     how = "loaded from cache" if cached else f"trained in {time.perf_counter() - t0:.0f} s"
@@ -315,6 +325,7 @@ def run_demo(
         f"{config.frames} frames ({config.frames / 25:.2f} s), {config.face_size}x"
         f"{config.face_size} faces, difficulty {config.difficulty:g}"
     )
+    recorded = recorded_seconds(out)  # the first run's wall times, before they are rewritten
     train_set, test_set = _data_sets(config)
     run = _Run(config, out, folder, progress, say, test_set.tensors())
     _models(run, train_set)
@@ -338,7 +349,13 @@ def run_demo(
         xab = export_examples(out, config, run.trained, run.test_data, run.selection)
     if xab:
         say(f"XAB listening/viewing test: {len(xab)} genuine/adversarial pairs in {out}/xab_test")
-    times = {"train": train_seconds, "evaluate": eval_seconds}
+    fresh = {
+        "train": run.trained_now,
+        "evaluate": run.computed > 0 or any(masking.seconds.values()),
+    }
+    times, reused = kept_seconds(
+        {"train": train_seconds, "evaluate": eval_seconds}, recorded, fresh=fresh
+    )
     written = write_outputs(
         out,
         config,
@@ -350,8 +367,9 @@ def run_demo(
         how,
         clean_scores=run.clean_scores,
         sections=[masking.section],
+        reused=reused,
     )
-    files = written.files + ([os.path.join(out, "xab_test", "manifest.csv")] if xab else [])
+    files = written.files + (folder_files(os.path.join(out, "xab_test")) if xab else [])
     folder.record(before)
     times["total"] = time.perf_counter() - start
     say(

@@ -12,6 +12,7 @@ from .config import DemoConfig, ModelSpec
 from .intervals import AV, WORST, Intervals, accuracy_percent, bounds, fmt, map_percent
 
 __all__ = [
+    "floor_note",
     "mean_floor",
     "table_accuracy",
     "table_broken_by",
@@ -231,12 +232,26 @@ def table_curve(
     return markdown_table(head, rows)
 
 
+def floor_note(floor: float | None) -> str:
+    """The paragraph under Table 1 on the mAP floor (``floor``: :func:`mean_floor`; ``None``:
+    none): not 0 %, and not 50 % unless the clips speak in exactly half of their frames."""
+    if floor is None:
+        return ""
+    chance = "not 0 %" if f"{floor:.2f}" == "50.00" else "not 0 or 50 %"
+    return (
+        f"On these clips {floor:.2f} % of the frames are speaking: a detector that has lost "
+        f"every cue scores an mAP of about {floor:.2f} % (a constant score: the mAP floor), "
+        f"{chance}, and one that ranks the frames the wrong way scores below that. Frame "
+        "accuracy (0 %: every frame wrong) reads plainly.\n\n"
+    )
+
+
 def _broken_by_text(config: DemoConfig, reports: Mapping[str, EvaluationReport]) -> str:
     table = table_broken_by(config, reports)
     if not table:
         return ""
     return (
-        f"### Worst case at eps_av = {config.table_eps:g}: clips broken first by each attack\n\n"
+        f"## Worst case at eps_av = {config.table_eps:g}: clips broken first by each attack\n\n"
         f"{table}\n\nThe ensemble runs APGD with cross-entropy ({config.worst_case_steps} "
         "steps), then targeted APGD on the margin, then Square "
         f"({config.worst_case_queries} queries), each on the clips the earlier ones have not "
@@ -254,24 +269,16 @@ def tables_text(
 ) -> str:
     """The Markdown of ``table.md``: Table 1, mAP per attacked set, the curves, the extras."""
     eps = config.table_eps
-    floor = mean_floor(reports)
-    note = (
-        ""
-        if floor is None
-        else f"On these clips {floor:.2f} % of the frames are speaking: a detector that has "
-        f"lost every cue scores an mAP of about {floor:.2f} % (a constant score), not 0 or 50 "
-        "%, and one that ranks the frames the wrong way scores below that. Frame accuracy "
-        "(0 %: every frame wrong) reads plainly.\n\n"
-    )
+    note = floor_note(mean_floor(reports))
     text = (
-        f"### Table 1 (demo): audio-visual attacks at eps_av = {eps:g}\n\n{table}\n\n{note}"
-        f"### Frame accuracy (%) under audio-visual attacks at eps_av = {eps:g}\n\n"
+        f"## Table 1 (demo): audio-visual attacks at eps_av = {eps:g}\n\n{table}\n\n{note}"
+        f"## Frame accuracy (%) under audio-visual attacks at eps_av = {eps:g}\n\n"
         f"{table_accuracy(config, reports, intervals=ci)}\n\n"
         + _broken_by_text(config, reports)
-        + f"### mAP (%) by attacked modality at eps_av = {eps:g}\n\n"
+        + f"## mAP (%) by attacked modality at eps_av = {eps:g}\n\n"
         f"{table_modalities(config, reports, intervals=ci)}\n\n"
         + "".join(
-            f"### mAP (%) against eps_av, audio-visual {r.upper()}\n\n"
+            f"## mAP (%) against eps_av, audio-visual {r.upper()}\n\n"
             f"{table_curve(config, reports, r, intervals=ci)}\n\n"
             for r in config.rules
         )

@@ -85,14 +85,22 @@ def format_interval(
     Args:
         value: the point estimate (``None`` or not finite: ``"-"``).
         interval: ``(low, high)``; ``None`` or not finite: the value alone, two decimals.
-        sign: ``"+"`` to sign every number (differences), else ``""``.
+        sign: ``"+"`` to sign every number (differences), else ``""``; a number that rounds
+            to zero is an unsigned ``0.0`` either way (never ``-0.0``).
     """
     if value is None or not math.isfinite(value):
         return "-"
     if interval is None or not all(math.isfinite(v) for v in interval):
-        return f"{value:{sign}.2f}"
+        return _signed(value, sign, 2)
     low, high = interval
-    return f"{value:{sign}.1f} [{low:{sign}.1f}, {high:{sign}.1f}]"
+    return f"{_signed(value, sign, 1)} [{_signed(low, sign, 1)}, {_signed(high, sign, 1)}]"
+
+
+def _signed(value: float, sign: str, digits: int) -> str:
+    """``value`` with ``digits`` decimals; one that rounds to zero is an unsigned ``0.0`` (no
+    ``-0.0`` nor ``+0.0``: zero has no direction)."""
+    text = f"{value:{sign}.{digits}f}"
+    return text.lstrip("+-") if float(text) == 0 else text
 
 
 def write_csv_rows(path: PathLike, rows: Sequence[Mapping[str, Any]]) -> None:

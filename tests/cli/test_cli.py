@@ -24,7 +24,7 @@ from avrobust.cli import main
 
 RULES = ("bim", "mim", "pgd")
 MODELS = ("A", "B", "C", "D", "E")
-VERDICTS = ("held", "did not hold", "partly", "inconclusive", "not tested")
+VERDICTS = ("held", "did not hold", "partly", "inconclusive", "saturated", "not tested")
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_demo_table_has_every_row_and_column(demo_output) -> None:
             assert f"{rule.upper()} {col}" in table
     assert "Clean mAP (%)" in table and "Adv. training" in table
     assert "Worst-case mAP (%)" in table and "Worst-case frame acc. (%)" in table
-    assert "### Frame accuracy (%) under audio-visual attacks" in table
+    assert "## Frame accuracy (%) under audio-visual attacks" in table
     assert "clips broken first by each attack" in table
 
 
@@ -123,8 +123,8 @@ def test_demo_results_and_summary(demo_output) -> None:
     assert all(0 <= v <= 1 for v in saved["clean_map"].values())
     summary = (out / "summary.md").read_text()
     assert "Which of the paper's findings held here" in summary and "Wall time" in summary
-    assert "### Gradient-masking checks (Carlini et al., 2019)" in summary
-    masking = summary.split("### Gradient-masking checks")[1].split("## Which")[0]
+    assert "## Gradient-masking checks (Carlini et al., 2019)" in summary
+    masking = summary.split("## Gradient-masking checks")[1].split("## Which")[0]
     assert all(f"- ({m})" in masking for m in MODELS)
     assert "crafted on (S) ncTalkNet" in summary  # the paper's surrogate, not another TalkNet
     findings = [line for line in summary.splitlines() if line.startswith("- **")]
@@ -152,7 +152,7 @@ def test_demo_rerun_only_reads_its_caches(demo_folder, tmp_path, monkeypatch, ca
     evaluate = avrobust.demo.pipeline.evaluate
 
     def evaluate_without_new_cells(*args, **kwargs):
-        return evaluate(*args, on_cell=no_attack, **kwargs)  # called for each computed cell
+        return evaluate(*args, **{**kwargs, "on_cell": no_attack})  # called per computed cell
 
     monkeypatch.setattr(avrobust.demo.training, "train_model", no_training)
     monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", evaluate_without_new_cells)
@@ -161,6 +161,8 @@ def test_demo_rerun_only_reads_its_caches(demo_folder, tmp_path, monkeypatch, ca
     assert printed.count("loaded from cache") == 6  # A-E and the surrogate
     assert printed.count("(from the cache)") == 5  # every masking check, none run again
     assert "Table 1 (demo)" in printed and "| (E)" in printed and "Push-Pull findings" in printed
+    wall = (out / "summary.md").read_text().split("Wall time", 1)[1]
+    assert wall.startswith(" (of the first run; this rerun read the trained models and the attack")
 
 
 def test_demo_config_replace_rebuilds_models_and_names_unknown_settings() -> None:

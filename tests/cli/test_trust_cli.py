@@ -182,8 +182,13 @@ def test_other_worst_case_settings_recompute_only_the_worst_case(made, tmp_path,
     monkeypatch.setattr(avrobust.demo.training, "train_model", no_training)
     evaluate, computed = avrobust.demo.pipeline.evaluate, []
 
-    def counting(*args, **kwargs):
-        return evaluate(*args, on_cell=lambda cell: computed.append(cell.rule), **kwargs)
+    def counting(*args, on_cell=None, **kwargs):
+        def count(cell):  # and the demo's own on_cell (it counts computed cells too)
+            computed.append(cell.rule)
+            if on_cell is not None:
+                on_cell(cell)
+
+        return evaluate(*args, on_cell=count, **kwargs)
 
     monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", counting)
     assert main([*TEST, "--out", str(out), "--worst-case-steps", "3"]) == 0

@@ -96,7 +96,7 @@ def test_checks_equal_diagnose_and_flag_a_model_that_hides_its_gradients() -> No
     detached = found.diagnoses["X"]
     assert detached.flag("gradients").fired and "X" in found.flagged
     section = found.section
-    assert section.startswith("### Gradient-masking checks (Carlini et al., 2019)\n")
+    assert section.startswith("## Gradient-masking checks (Carlini et al., 2019)\n")
     assert f"**gradients**: {detached.flag('gradients').sentence}" in section
     assert "transfer from (S) ncTalkNet" in section
     assert len(lines) == 2 and lines[1].startswith("masking checks of (X): gradients")
