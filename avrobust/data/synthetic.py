@@ -198,17 +198,16 @@ class SyntheticActiveSpeaker(Dataset[tuple[dict[str, Tensor], Tensor]]):
 
     def _check_memory(self, count: int) -> None:
         """Refuse stacking ``count`` clips when they (twice: the clips, then the batch) need more
-        than the free memory (Linux, macOS; unchecked where the OS does not say)."""
+        than the memory available (Linux, macOS; unchecked where the OS does not say)."""
         per_clip = 4 * self.frames * (SAMPLES_PER_FRAME + self.face_size**2) + 8 * self.frames
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
+        free = _available_memory()
+        if free is None:
             return
         needed = 2 * count * per_clip
         if free > 0 and needed > free:
             raise MemoryError(
                 f"tensors: {count} clips need about {needed / 2**30:.1f} GiB (the clips and "
-                f"their batch), but {free / 2**30:.1f} GiB are free; iterate the dataset "
+                f"their batch), but {free / 2**30:.1f} GiB are available; iterate the dataset "
                 "instead (clips are made on access, e.g. pass it to avrobust.evaluate or a "
                 "DataLoader), or pass fewer indices"
             )
@@ -344,3 +343,20 @@ def _voice(t: Tensor, f0: float, gen: torch.Generator) -> Tensor:
     angle = (2 * math.pi * cycles.to(torch.float32))[:, None] * harmonics + offsets
     wave = (torch.sin(angle) / harmonics).sum(dim=1).to(torch.float64)
     return wave / wave.abs().max().clamp_min(1e-8)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory a new allocation can get: Linux's ``MemAvailable`` (free memory plus the
+    page cache the kernel can drop: "free" alone is often a small part of it), else the free
+    physical pages; ``None`` where the OS does not say."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None

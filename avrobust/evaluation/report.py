@@ -8,7 +8,6 @@ reads a results file back through :mod:`~avrobust.evaluation.store`.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,9 +19,13 @@ from .grid import parse_modality_set
 from .reporting import (
     Curve,
     counted,
+    db,
     matplotlib_available,
     plot_ecr_bars,
     plot_map_curves,
+    psnr_head,
+    psnr_peaks_of,
+    psnr_value,
     save_figure,
     text_table,
     unique,
@@ -195,15 +198,15 @@ class EvaluationReport:
         short = "mAP" if self.measure == "ap" else "acc"
         head = ["rule", "eps", "attacked", f"{short} clean", f"{short} adv", "success"]
         head += [f"ECR {m}" for m in modalities]
-        head += [f"SNR {m}" for m in attacked] + [_psnr_head(self.cells, m) for m in peaked]
+        head += [f"SNR {m}" for m in attacked] + [psnr_head(self.cells, m) for m in peaked]
         lines = []
         for c in self.cells:
             before, after = c.values(self.measure)
             line = [c.rule, f"{c.eps:g}", c.attacked, f"{100 * before:.2f}"]
             line += [f"{100 * after:.2f}", f"{100 * c.success_rate:.1f}%"]
             line += [f"{c.ecr[m]:.4f}" if m in c.ecr else "-" for m in modalities]
-            line += [_db(c.snr_db.get(m)) for m in attacked]
-            line += [_psnr(c, m, mixed=len(_peaks(self.cells, m)) > 1) for m in peaked]
+            line += [db(c.snr_db.get(m)) for m in attacked]
+            line += [psnr_value(c, m, mixed=len(psnr_peaks_of(self.cells, m)) > 1) for m in peaked]
             lines.append(line)
         clean = self.clean
         measure = "mAP" if self.measure == "ap" else "top-1 accuracy"
@@ -384,26 +387,3 @@ def _eps(eps: Any) -> float:
     if isinstance(eps, str) and eps.strip().lstrip("+-").replace(".", "", 1).isdigit():
         eps = float(eps)
     return check_number(eps, "eps")
-
-
-def _db(value: float | None) -> str:
-    return f"{value:.1f}" if value is not None and math.isfinite(value) else "-"
-
-
-def _peaks(cells: Sequence[CellResult], m: str) -> set[float]:
-    """The PSNR peaks the cells used for modality ``m`` (those that recorded one)."""
-    return {c.psnr_peak[m] for c in cells if m in c.psnr_db and m in c.psnr_peak}
-
-
-def _psnr_head(cells: Sequence[CellResult], m: str) -> str:
-    """``"PSNR visual (R=255)"`` when every cell used one peak, else ``"PSNR visual"`` (each
-    value then gives its own)."""
-    peaks = _peaks(cells, m)
-    return f"PSNR {m} (R={peaks.pop():g})" if len(peaks) == 1 else f"PSNR {m}"
-
-
-def _psnr(cell: CellResult, m: str, *, mixed: bool) -> str:
-    """A cell's PSNR, with its peak when the column has several (``mixed``)."""
-    value = _db(cell.psnr_db.get(m))
-    peak = cell.psnr_peak.get(m)
-    return f"{value} (R={peak:g})" if mixed and peak is not None else value

@@ -15,18 +15,25 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .results import CellResult
 
 __all__ = [
     "Curve",
     "counted",
+    "db",
     "format_interval",
     "markdown_table",
     "matplotlib_available",
     "plot_ecr_bars",
     "plot_map_curves",
+    "psnr_head",
+    "psnr_peaks_of",
+    "psnr_value",
     "pyplot",
     "save_figure",
     "text_table",
@@ -268,3 +275,27 @@ def plot_ecr_bars(
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def db(value: float | None) -> str:
+    """A value in dB with one decimal, ``"-"`` for none or a non-finite one."""
+    return f"{value:.1f}" if value is not None and math.isfinite(value) else "-"
+
+
+def psnr_peaks_of(cells: Sequence[CellResult], m: str) -> set[float]:
+    """The PSNR peaks the cells used for modality ``m`` (those that recorded one)."""
+    return {c.psnr_peak[m] for c in cells if m in c.psnr_db and m in c.psnr_peak}
+
+
+def psnr_head(cells: Sequence[CellResult], m: str) -> str:
+    """``"PSNR visual (R=255)"`` when every cell used one peak, else ``"PSNR visual"`` (each
+    value then gives its own)."""
+    peaks = psnr_peaks_of(cells, m)
+    return f"PSNR {m} (R={peaks.pop():g})" if len(peaks) == 1 else f"PSNR {m}"
+
+
+def psnr_value(cell: CellResult, m: str, *, mixed: bool) -> str:
+    """A cell's PSNR, with its peak when the column has several (``mixed``)."""
+    value = db(cell.psnr_db.get(m))
+    peak = cell.psnr_peak.get(m)
+    return f"{value} (R={peak:g})" if mixed and peak is not None else value

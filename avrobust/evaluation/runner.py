@@ -21,12 +21,13 @@ from .._types import AttackResult
 from ..attacks import Budget, EnsembleResult, MultimodalAttack
 from ..attacks.units import MESSAGE_PATTERN, units_disagree, units_message
 from .cell_measures import CellMeasures, psnr_peaks
+from .data_checks import check_finite_scores
 from .fingerprints import clip_digests
 from .grid import Grid, GridCell
 from .ranks import Ranks, gather_measures
 from .recipes import WorstCase
 from .results import CellResult
-from .scoring import Measures, Scored, check_finite_scores, device_of, forward, to_device
+from .scoring import Measures, Scored, device_of, forward, to_device
 from .sources import SAME_EVERY_PASS, Batch, Source
 
 __all__ = ["CellMeasures", "CellRunner", "psnr_peaks"]

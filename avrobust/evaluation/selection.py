@@ -22,20 +22,22 @@ from torch import Tensor, nn
 
 from .._checks import check_bool, check_choice, check_fraction, check_int, describe
 from ..metrics import average_precision
+from .data_checks import (
+    check_finite_clips,
+    check_finite_scores,
+    check_floating,
+    warn_score_range,
+)
 from .fingerprints import clip_digests
 from .scoring import (
     Measures,
     Scored,
     ScoreFn,
-    check_finite_clips,
-    check_finite_scores,
-    check_floating,
     clip_positive,
     device_of,
     forward,
     frame_correct,
     to_device,
-    warn_score_range,
 )
 from .sources import Source
 from .tasks import balanced_per_class, balanced_subset, clip_classes, task_measure
@@ -138,7 +140,7 @@ def clean_pass(
     attacked: Sequence[str] = (),
 ) -> CleanPass:
     """Score every clip of ``source`` once with ``model`` (no attack); warn once when binary
-    scores lie outside [0, 1] (:func:`~avrobust.evaluation.scoring.warn_score_range`).
+    scores lie outside [0, 1] (:func:`~avrobust.evaluation.data_checks.warn_score_range`).
 
     Raises:
         ValueError: no clip, or scores not shaped like the labels.
