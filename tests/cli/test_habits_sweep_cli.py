@@ -7,22 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import avrobust.demo.pipeline
-import avrobust.demo.training
-import avrobust.evaluation
 from avrobust.cli import main
 from avrobust.demo.folder import check_out_dir
 from avrobust.models import TalkNet
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("work started although the run should have been refused")
-
-    monkeypatch.setattr(avrobust.demo.training, "train_model", forbidden)
-    monkeypatch.setattr(avrobust.demo.pipeline, "SyntheticActiveSpeaker", forbidden)
-    monkeypatch.setattr(avrobust.evaluation, "evaluate", forbidden)
 
 
 @pytest.fixture(scope="module")

@@ -138,18 +138,14 @@ class LoadReport:
     def describe(self) -> str:
         """A readable summary (at most 10 keys per category)."""
 
-        def listed(items: list[Any]) -> str:
-            more = f" ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
-            return ", ".join(map(str, items[:_SHOWN])) + more
-
         parts = []
         if self.missing:
-            parts.append(f"missing keys ({len(self.missing)}): {listed(self.missing)}")
+            parts.append(f"missing keys ({len(self.missing)}): {_shown(self.missing)}")
         if self.unexpected:
-            parts.append(f"unexpected keys ({len(self.unexpected)}): {listed(self.unexpected)}")
+            parts.append(f"unexpected keys ({len(self.unexpected)}): {_shown(self.unexpected)}")
         if self.mismatched:
             shapes = [f"{k} (checkpoint {list(a)}, model {list(b)})" for k, a, b in self.mismatched]
-            parts.append(f"shape mismatches ({len(shapes)}): {listed(shapes)}")
+            parts.append(f"shape mismatches ({len(shapes)}): {_shown(shapes)}")
         return "; ".join(parts) if parts else "all keys match"
 
 
@@ -246,10 +242,10 @@ def _check_finite_weights(state_dict: Mapping[str, Tensor], name: str) -> None:
         )
 
 
-def _shown(bad: list[str]) -> str:
-    """The first ``_SHOWN`` findings, and how many more there are."""
-    more = f" ... and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
-    return ", ".join(bad[:_SHOWN]) + more
+def _shown(items: list[Any]) -> str:
+    """The first ``_SHOWN`` items, and how many more there are."""
+    more = f" ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return ", ".join(map(str, items[:_SHOWN])) + more
 
 
 def _check_kinds(mapped: Mapping[str, Tensor], own: Mapping[str, Tensor], name: str) -> None:
