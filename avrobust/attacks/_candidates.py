@@ -47,10 +47,10 @@ class Candidates:
     """Keeps, per sample, the adversarial candidate with the highest objective seen so far.
 
     A candidate whose logits hold NaN/Inf or whose objective is NaN scores ``-inf``: it is kept
-    only when nothing else was offered for that sample. When the offers carry ``hit`` (whether
-    each candidate is a successful attack), a successful candidate beats an unsuccessful one
-    and the objective decides between two of the same kind (APGD's choice, see
-    :class:`avrobust.APGD`).
+    only when nothing else was offered for that sample. When the offers carry ``hit``, a rank
+    per candidate (whether it is a successful attack, 0 or 1, for clip labels; how many of its
+    frames are, for frame labels), a candidate of higher rank beats one of lower rank and the
+    objective decides between two of the same rank (APGD's choice, see :class:`avrobust.APGD`).
     """
 
     def __init__(self) -> None:
@@ -75,8 +75,8 @@ class Candidates:
             return
         better = score > self.score
         if hit is not None and self.hit is not None:
-            better = (hit & ~self.hit) | ((hit == self.hit) & better)
-            self.hit = hit | self.hit
+            better = (hit > self.hit) | ((hit == self.hit) & better)
+            self.hit = torch.where(better, hit, self.hit)
         self.score = torch.where(better, score, self.score)
         self.loss = torch.where(better, loss, self.loss)
         self.logits = torch.where(

@@ -77,6 +77,9 @@ class APGD(StepRule):
     the authors' code does (its ``x_best_adv``; the paper's :math:`x_{max}` is the second part).
     With a cross-entropy objective and more than two classes the two can differ: the highest
     loss need not be misclassified. ``result.loss`` may then lie below ``result.clean_loss``.
+    **Frame labels** ``(B, T)``: the iterate with the most frames misclassified (or hitting
+    their target), then the highest objective, so the frame accuracy returned is the lowest
+    seen; clip labels keep the rule above (a rank of 0 or 1 per iterate).
 
     Args:
         restarts: random starts per sample, run batched (as :class:`avrobust.PGD`'s).

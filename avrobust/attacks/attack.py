@@ -277,9 +277,13 @@ class MultimodalAttack:
         return self._result(clean, labels, best, clean_loss, diagnostics), diagnostics
 
     def _hits(self, logits: Tensor, labels: Tensor) -> Tensor | None:
-        """Per-sample success, for rules whose best candidate is a successful one first."""
-        prefer = getattr(self.rule, "prefer_success", False)
-        return successes(logits, labels, self.targeted)[0] if prefer else None
+        """Per-sample rank of a candidate, for rules whose best candidate is a successful one
+        first: success (0 or 1) for clip labels, the number of successful frames for frame
+        labels (more frames wrong, or hitting their target, ranks higher)."""
+        if not getattr(self.rule, "prefer_success", False):
+            return None
+        success, frames = successes(logits, labels, self.targeted)
+        return (success if frames is None else frames.sum(dim=1)).long()
 
     def _evaluate(
         self,

@@ -17,7 +17,7 @@ from ._model_state import call_on_copies
 from .attack import MultimodalAttack, preserve_model_state
 from .budgets import Budget
 from .ensemble import UNTIL, Attack, Ensemble, EnsembleResult
-from .objectives import check_labels
+from .objectives import MarginObjective, check_labels
 from .square import SquareAttack
 
 __all__ = ["TopKTargeted", "default_ensemble"]
@@ -102,8 +102,11 @@ def default_ensemble(
     targets: int = 9,
     queries: int = 1000,
     until: str = "all-frames",
+    restarts: int = 1,
+    kappa: float | None = None,
 ) -> Ensemble:
-    """The default worst-case ensemble: APGD-CE, then targeted APGD-margin, then Square.
+    """The default worst-case ensemble: APGD-CE, then targeted APGD-margin, then Square; with
+    ``kappa``, the frame-label order: APGD on the margin clamped at ``kappa`` first.
 
     As AutoAttack's standard version (Croce & Hein, 2020), with the margin loss instead of DLR
     (DLR needs at least 3 classes, 4 targeted; audio-visual detectors often have 2) and without
@@ -117,20 +120,56 @@ def default_ensemble(
     3. ``"square"``: :class:`avrobust.SquareAttack` with ``queries`` queries and the margin
        (AutoAttack uses 5000 queries; raise ``queries`` when the model is cheap to run).
 
-    Every attack uses the same per-modality ``budgets`` and ``seed``.
+    **Frame labels** ``(B, T)``: set ``kappa`` (e.g. 1.0). The ensemble is then ``restarts``
+    untargeted APGD runs on :class:`avrobust.MarginObjective` ``(kappa=kappa)`` (the per-frame
+    margin clamped at ``kappa`` logits, so frames already wrong by that much stop pulling and
+    the steps go to the frames still right), named ``"apgd-margin"``, ``"apgd-margin-2"``, ...,
+    run ``k`` (from 0) seeded with ``seed + k``; then ``"apgd-ce"``; then ``"square"``; with
+    ``until="all-frames"`` each later run attacks only the clips with a frame still right, so
+    the restarts cost little once most frames are wrong. Per clip the candidate with the most
+    frames wrong is returned (see :class:`Ensemble`; each APGD run keeps its iterate with the
+    most frames wrong, see :class:`avrobust.APGD`). The targeted runs are left out: for 2
+    classes they repeat the untargeted margin attack.
+
+    Every attack uses the same per-modality ``budgets``.
 
     Args:
         model: called as ``model(**inputs)``.
         budgets: ``{modality: avrobust.Linf(...)}`` (Square needs L-inf budgets).
         steps: APGD iterations per run.
         seed: seeds every attack.
-        targets: target classes of the targeted attack at most.
+        targets: target classes of the targeted attack at most (unused with ``kappa``).
         queries: Square's queries per sample.
         until: when a sample is finished and later attacks skip it (see :class:`Ensemble`).
+        restarts: runs of APGD on the clamped margin (``>= 1``); more than 1 needs ``kappa``.
+        kappa: the margin's clamp in logits (``>= 0``), which selects the frame-label order;
+            ``None`` (default): the order above.
 
     Returns:
-        :class:`Ensemble` named ``["apgd-ce", "apgd-t-margin", "square"]``.
+        :class:`Ensemble` named ``["apgd-ce", "apgd-t-margin", "square"]``, or with ``kappa``
+        ``["apgd-margin", ..., "apgd-ce", "square"]``.
+
+    Raises:
+        TypeError: ``restarts`` not an int, ``kappa`` not a number.
+        ValueError: ``restarts < 1``, ``kappa < 0``, or ``restarts > 1`` without ``kappa``.
     """
+    restarts = check_int(restarts, "restarts", min_value=1)
+    if kappa is not None:
+        return _frame_ensemble(
+            model,
+            budgets,
+            steps=steps,
+            seed=seed,
+            queries=queries,
+            until=until,
+            restarts=restarts,
+            kappa=kappa,
+        )
+    if restarts > 1:
+        raise ValueError(
+            f"restarts: runs of APGD on the clamped margin, which needs kappa (e.g. kappa=1.0); "
+            f"got restarts={restarts} with kappa=None"
+        )
     ce = MultimodalAttack(
         model, budgets, rule="apgd", steps=steps, objective="inference", seed=seed
     )
@@ -146,3 +185,30 @@ def default_ensemble(
         names=["apgd-ce", "apgd-t-margin", "square"],
         until=until,
     )
+
+
+def _frame_ensemble(
+    model: nn.Module,
+    budgets: Mapping[str, Budget | float],
+    *,
+    steps: int,
+    seed: int,
+    queries: int,
+    until: str,
+    restarts: int,
+    kappa: float,
+) -> Ensemble:
+    """``default_ensemble``'s frame-label order (see there)."""
+    objective = MarginObjective(kappa=kappa)
+    attacks: list[Attack] = [
+        MultimodalAttack(
+            model, budgets, rule="apgd", steps=steps, objective=objective, seed=seed + k
+        )
+        for k in range(restarts)
+    ]
+    names = ["apgd-margin"] + [f"apgd-margin-{k + 1}" for k in range(1, restarts)]
+    attacks.append(
+        MultimodalAttack(model, budgets, rule="apgd", steps=steps, objective="inference", seed=seed)
+    )
+    attacks.append(SquareAttack(model, budgets, queries=queries, seed=seed))
+    return Ensemble(attacks, names=[*names, "apgd-ce", "square"], until=until)

@@ -236,24 +236,39 @@ class MarginObjective(_LogitObjective):
     ``targeted=True`` in the attack, ``labels`` are targets and the attack lowers
     :math:`\max_{i \ne t} z_i - z_t`, the targeted CW loss. Extra heads are ignored.
 
+    **Clamped at kappa.** With ``kappa`` set, each margin (each frame's, for frame logits with
+    ``frame_level=True``) is clamped, :math:`\min(m, \kappa)`, before the mean over frames: a
+    frame already wrong by ``kappa`` logits adds a constant and no gradient, so the attack's
+    effort goes to the frames still right. For untargeted attacks (a targeted one lowers it).
+
     Args:
         frame_level: for frame logits ``(B, T, C)``: ``True`` (default) takes the margin of
             every frame against its label and averages over frames (as cross-entropy does);
             ``False`` averages the logits over frames first and takes the margin of that clip
             score, against the clip's most frequent frame label. Clip logits ``(B, C)`` are
             unaffected.
+        kappa: the clamp, in logits (a difference of two logits), ``>= 0``; ``None`` (default)
+            clamps nothing.
 
     Example:
         >>> import torch
         >>> MarginObjective()(AVOutput(torch.tensor([[2.0, 0.5, 1.0]])), torch.tensor([0]))
         tensor([-1.])
+        >>> frames = torch.tensor([[[0.0, 3.0], [1.0, 0.0]]])  # (1, 2, 2): margins 3 and -1
+        >>> MarginObjective(kappa=1.0)(AVOutput(frames), torch.tensor([[0, 0]]))
+        tensor([0.])
     """
 
-    def __init__(self, *, frame_level: bool = True) -> None:
+    def __init__(self, *, frame_level: bool = True, kappa: float | None = None) -> None:
         super().__init__(frame_level)
+        self.kappa = None if kappa is None else check_number(kappa, "kappa", min_value=0.0)
 
     def values(self, logits: Tensor, labels: Tensor) -> Tensor:
-        return margin(logits, labels)
+        m = margin(logits, labels)
+        return m if self.kappa is None else m.clamp_max(self.kappa)
+
+    def __repr__(self) -> str:
+        return f"MarginObjective(frame_level={self.frame_level}, kappa={self.kappa})"
 
 
 class DLRObjective(_LogitObjective):

@@ -62,8 +62,9 @@ class StepRule:
         fixed_steps: the number of steps the rule always takes (``1`` for FGSM), or ``None`` to
             use the attack's ``steps``.
         prefer_success: with ``keep="best"``, a successful candidate (misclassified, or hitting
-            the target) beats an unsuccessful one whatever their objectives (APGD); ``False``:
-            the objective alone decides.
+            the target) beats an unsuccessful one whatever their objectives (APGD); for frame
+            labels one with more successful frames beats one with fewer; ``False``: the
+            objective alone decides.
     """
 
     name: ClassVar[str] = "rule"

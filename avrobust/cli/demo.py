@@ -15,6 +15,7 @@ __all__ = ["OPTION_OF", "conflict_line", "library_error", "run_demo_command"]
 #: the ``DemoConfig`` field each option of ``avrobust demo`` sets.
 OPTION_OF = {
     "seed": "--seed",
+    "seeds": "--seeds",
     "train_steps": "--train-steps",
     "avil_single": "--avil-single",
     "avil_pair": "--avil-pair",
@@ -79,7 +80,8 @@ def demo_config(
     for name in ("avil_single", "avil_pair"):
         if getattr(args, name) is not None:
             changes[name] = tuple(getattr(args, name))
-    for name in ("train_steps", "seed", "surrogate", "worst_case_steps", "worst_case_queries"):
+    names = ("train_steps", "seed", "seeds", "surrogate", "worst_case_steps", "worst_case_queries")
+    for name in names:
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     try:
@@ -122,9 +124,12 @@ def run_demo_command(
     args: argparse.Namespace, parser: argparse.ArgumentParser, say: Callable[[str], None]
 ) -> int:
     """Run ``avrobust demo`` with parsed ``args``; ``say`` prints progress messages."""
+    import torch
+
     from ..demo import run_demo
 
     preset, config = demo_config(args, parser)
+    workers = torch.get_num_threads()  # --threads, or the choice for this machine's load
     say(f"avrobust demo ({preset}) -> {os.path.abspath(args.out)}")
     result = run_demo(
         args.out,
@@ -133,6 +138,7 @@ def run_demo_command(
         plots=not args.no_plots,
         retrain=args.fresh,
         report=say,
+        workers=workers,
     )
     print_result(result, args.out)
     return 0

@@ -145,6 +145,13 @@ def _demo_parser(commands: Any) -> None:
         "--seed", type=seed, metavar="N", help="seed of data, models and attacks (default 0)"
     )
     demo.add_argument(
+        "--seeds",
+        type=positive_int,
+        metavar="N",
+        help="training runs of every model, from N seeds; intervals and verdicts cover them "
+        "(default 3, at most 9; --quick 1)",
+    )
+    demo.add_argument(
         "--surrogate",
         choices=SURROGATES,
         help="the transfer attack's surrogate (S): Push-Pull's ncTalkNet or specTalkNet "
@@ -154,13 +161,14 @@ def _demo_parser(commands: Any) -> None:
         "--worst-case-steps",
         type=positive_int,
         metavar="N",
-        help="APGD steps of the worst-case ensemble (default 50; --quick 10)",
+        help="APGD steps of the worst-case ensemble at the table's budget (default 100; "
+        "--quick 20)",
     )
     demo.add_argument(
         "--worst-case-queries",
         type=positive_int,
         metavar="N",
-        help="Square's queries per clip in the worst-case ensemble (default 500; --quick 100)",
+        help="Square's queries per clip in the worst-case ensemble (default 100; --quick 50)",
     )
     demo.add_argument(
         "--fresh",

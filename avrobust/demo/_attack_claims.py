@@ -8,8 +8,7 @@ import itertools
 
 import numpy as np
 
-from ..evaluation import EvaluationReport
-from .intervals import AV, diff, map_percent
+from .intervals import AV, Report, diff, map_percent
 from .verdicts import (
     BARELY_CHANGES_POINTS,
     SERIOUS_LOSS_POINTS,
@@ -49,7 +48,7 @@ def white_box_degrades(ev: Evidence) -> Finding | None:
     )
 
 
-def _single_modality_pgd(ev: Evidence) -> tuple[EvaluationReport, float, float] | None:
+def _single_modality_pgd(ev: Evidence) -> tuple[Report, float, float] | None:
     """(A), its PGD audio-only and visual-only mAP (%), when the grid has them."""
     a, config = ev.reports.get("A"), ev.config
     if a is None or "pgd" not in config.rules:

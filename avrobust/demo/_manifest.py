@@ -22,14 +22,22 @@ __all__ = [
 ]
 
 MANIFEST = ".avrobust-manifest.json"
-#: ``DemoConfig`` fields that choose only which attack cells are computed, or how they are judged:
-#: a rerun with other values reuses the folder's models and the matching cells.
-GRID_ONLY = ("eps_grid", "table_eps", "tie_margin", "extras")
+#: ``DemoConfig`` fields that choose only which attack cells or training runs are computed, or how
+#: they are judged: a rerun with other values reuses the folder's models and the matching cells
+#: (``seeds``: the runs it shares with the earlier run, the first ones).
+GRID_ONLY = ("eps_grid", "table_eps", "tie_margin", "extras", "seeds")
 #: ``DemoConfig`` fields whose change only makes some results stale: a rerun with other values
 #: keeps the folder's models and recomputes what depends on them (another ``surrogate`` is
 #: another cached model, and its transfer cells are dropped when it is trained; other worst-case
 #: settings drop the worst-case cells, :func:`drop_stale_worst_case`)
-RECOMPUTED = ("surrogate", "worst_case_steps", "worst_case_queries")
+RECOMPUTED = (
+    "surrogate",
+    "worst_case_steps",
+    "worst_case_queries",
+    "worst_case_restarts",
+    "worst_case_kappa",
+    "worst_curve_steps",
+)
 
 
 class FolderConflict(ValueError):

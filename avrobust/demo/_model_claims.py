@@ -145,7 +145,7 @@ def avil_lowers_ecr(ev: Evidence) -> Finding | None:
     points = {k: sum(c.ecr.values()) / 2 for k, c in cells.items()}
     samples: dict[str, np.ndarray | None] = {}
     for k, c in cells.items():
-        parts = [ci.boot.ecr(c, m) for m in c.ecr]
+        parts = [ci.ecr(c, m) for m in c.ecr]
         found = [p for p in parts if p is not None]
         samples[k] = np.stack(found).sum(0) / 2 if found and len(found) == len(parts) else None
     lowered = {k: diff(samples["A"], samples[k]) for k in ("C", "D")}

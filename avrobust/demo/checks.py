@@ -22,6 +22,7 @@ from ..losses.functional import TERMS
 
 __all__ = [
     "ARCHITECTURES",
+    "MAX_RUNS",
     "MAX_SEED",
     "SURROGATES",
     "avil_term_names",
@@ -32,6 +33,9 @@ __all__ = [
 
 #: seeds must fit the per-model seeds derived from them (``seed * 1000 + k``) in any generator
 MAX_SEED = 2**32 - 1
+#: training runs a model row may have at most (``DemoConfig.seeds``): each run's seed is
+#: ``seed * 1000 + 100 * run + model``, which stays below the next ``seed``'s
+MAX_RUNS = 9
 _MODALITY_SETS = ("audio", "visual", "audio+visual")  # the demo's model is TalkNet
 #: what a demo model may be: the tiny TalkNet, or it as Push-Pull §4.2's ncTalkNet (no
 #: cross-attention) or specTalkNet (linear spectrogram): the names of ``TALKNET_VARIANTS``
@@ -97,12 +101,19 @@ def check_demo_config(config: Any) -> dict[str, Any]:
     """
     for name in ("train_clips", "test_clips", "frames", "batch_size", "attack_steps"):
         check_int(getattr(config, name), name, min_value=1)
-    for name in ("worst_case_steps", "worst_case_queries"):
+    for name in ("worst_case_steps", "worst_case_queries", "worst_case_restarts"):
         check_int(getattr(config, name), name, min_value=1)
+    check_int(config.worst_curve_steps, "worst_curve_steps", min_value=0)
+    check_number(config.worst_case_kappa, "worst_case_kappa", min_value=0.0)
     for name in ("train_steps", "finetune_steps", "adv_steps", "per_class", "seed"):
         check_int(getattr(config, name), name, min_value=0)
     if config.seed > MAX_SEED:
         raise ValueError(f"seed: must be an int in [0, {MAX_SEED}], got {config.seed}")
+    check_int(config.seeds, "seeds", min_value=1)
+    if config.seeds > MAX_RUNS:
+        raise ValueError(
+            f"seeds: expected at most {MAX_RUNS} training runs per model, got {config.seeds}"
+        )
     check_int(config.face_size, "face_size", min_value=16)  # the synthetic data's smallest
     check_fraction(config.difficulty, "difficulty")
     check_fraction(config.adv_ratio, "adv_ratio")

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..evaluation import EvaluationReport
 from ._attack_claims import ATTACK_CLAIMS, EXTRA_CLAIMS
 from ._model_claims import MODEL_CLAIMS
 from .config import DemoConfig
-from .intervals import Intervals
+from .intervals import Intervals, Report
 from .verdicts import Claim, Evidence, Finding
 
 __all__ = ["CLAIMS", "findings"]
@@ -27,8 +26,8 @@ CLAIMS: tuple[Claim, ...] = (*ATTACK_CLAIMS, *MODEL_CLAIMS, *EXTRA_CLAIMS)
 def findings(
     config: DemoConfig,
     clean_map: Mapping[str, float],
-    reports: Mapping[str, EvaluationReport],
-    extras: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
+    extras: Mapping[str, Report],
     *,
     intervals: Intervals | None = None,
 ) -> list[Finding]:

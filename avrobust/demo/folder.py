@@ -30,6 +30,7 @@ from ._manifest import (
     check_out_dir,
     settings_of,
 )
+from .runs import run_name
 
 __all__ = [
     "GRID_ONLY",
@@ -45,7 +46,13 @@ __all__ = [
 ]
 
 _FORMAT = 1
-_WORST_CASE = ("worst_case_steps", "worst_case_queries")
+_WORST_CASE = (
+    "worst_case_steps",
+    "worst_case_queries",
+    "worst_case_restarts",
+    "worst_case_kappa",
+    "worst_curve_steps",
+)
 _FOLDERS = ("models", "results", "xab_test")
 
 
@@ -307,7 +314,7 @@ def drop_stale_worst_case(
         path = os.path.join(folder.out, rel)
         if (
             rel.startswith("results/")
-            and rel.endswith("-worst-case.jsonl")
+            and rel.endswith(("-worst-case.jsonl", "-worst-curve.jsonl"))
             and os.path.isfile(path)
         ):
             if folder.changed(rel):
@@ -319,15 +326,20 @@ def drop_stale_worst_case(
             os.remove(path)
 
 
-def drop_results(folder: DemoFolder, key: str, say: Callable[[str], None]) -> None:
-    """Delete the attack cells of model ``key`` (and of the extras that use it) that the demo
-    wrote: the model was trained anew, so they belong to other weights.
+def drop_results(folder: DemoFolder, key: str, say: Callable[[str], None], *, run: int = 0) -> None:
+    """Delete the attack cells of training run ``run`` of model ``key`` (and of the extras that
+    use it) that the demo wrote: the model was trained anew, so they belong to other weights.
 
     Raises:
         FolderConflict: such a file changed since the demo wrote it (nothing of it deleted).
     """
-    extras = {"A": ["A-inference", "S-to-A"], "S": ["S-to-A"]}.get(key, [])
-    names = ([] if key == "S" else [key, f"{key}-worst-case"]) + extras
+    name = run_name(key, run)
+    extras = {"A": [f"{name}-inference", f"{run_name('S', run)}-to-A"]}.get(key, [])
+    if key == "S":
+        extras = [f"{name}-to-A"]
+    own = [name, f"{name}-worst-case", f"{name}-worst-curve", f"{name}-modalities"]
+    names = ([] if key == "S" else own) + extras
+    what = f"model ({key})" + (f" run {run + 1}" if run else "")
     for name in names:
         rel = f"results/{name}.jsonl"
         path = os.path.join(folder.out, rel)
@@ -335,11 +347,11 @@ def drop_results(folder: DemoFolder, key: str, say: Callable[[str], None]) -> No
             continue
         if folder.changed(rel):
             raise FolderConflict(
-                f"out_dir: {folder.out} holds {rel}, the attack cells of model ({key}) that "
+                f"out_dir: {folder.out} holds {rel}, the attack cells of {what} that "
                 "avrobust demo wrote, which changed since (its content no longer matches the "
                 "manifest); the model was trained anew, so they belong to other weights and "
                 "this run would replace them: move it away and rerun",
                 paths=[rel],
             )
-        say(f"model ({key}) was trained anew: deleting its earlier attack cells {rel}")
+        say(f"{what} was trained anew: deleting its earlier attack cells {rel}")
         os.remove(path)

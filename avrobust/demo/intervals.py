@@ -1,10 +1,20 @@
 """The bootstrap intervals behind every number of the demo (:mod:`avrobust.bootstrap`), in mAP
-points, and the small accessors the tables, plots and findings share."""
+points, and the small accessors the tables, plots and findings share.
+
+**Two levels: training runs, then clips.** A model row trained from several seeds
+(:class:`~avrobust.demo.runs.SeededReport`) is resampled at two levels: each resample draws the
+runs with replacement (as many as there are), then the attacked clips with replacement (the same
+draw for every run, as every run is attacked on the same clips), and averages the drawn runs'
+measures. An interval then covers another choice of training seeds as well as another choice of
+clips; with one run it is the clip bootstrap alone. Every row draws the same runs' positions and
+the same clips in a resample, so two rows are compared paired, as before.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -13,6 +23,10 @@ from ..bootstrap import CellBootstrap, bootstrap_map
 from ..evaluation import EvaluationReport
 from ..evaluation.reporting import format_interval
 from .config import DemoConfig
+from .runs import SeedCell, SeededReport
+
+Report = EvaluationReport | SeededReport  # a row of one run, or of several
+ScoresOfRuns = tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]
 
 __all__ = [
     "AV",
@@ -35,7 +49,7 @@ WORST = "worst-case"  # the rule name of the worst-case ensemble's cells
 
 
 def accuracy_percent(
-    report: EvaluationReport, rule: str, eps: float, attacked: str = AV, which: str = "adv"
+    report: Report, rule: str, eps: float, attacked: str = AV, which: str = "adv"
 ) -> float | None:
     """The cell's frame accuracy (``"adv"``: under attack, ``"clean"``: on the clean clips)
     in %, ``None`` when the report has no such cell or it holds no accuracy."""
@@ -47,9 +61,7 @@ def accuracy_percent(
     return None if math.isnan(value) else 100 * value
 
 
-def map_percent(
-    report: EvaluationReport, rule: str, eps: float, attacked: str = AV
-) -> float | None:
+def map_percent(report: Report, rule: str, eps: float, attacked: str = AV) -> float | None:
     """The cell's mAP under attack in %, ``None`` when the report has no such cell."""
     try:
         return 100 * report.cell(rule, eps, attacked).map_adv
@@ -57,9 +69,7 @@ def map_percent(
         return None
 
 
-def floor_percent(
-    report: EvaluationReport, rule: str, eps: float, attacked: str = AV
-) -> float | None:
+def floor_percent(report: Report, rule: str, eps: float, attacked: str = AV) -> float | None:
     """The mAP floor of the cell in %: the mAP of a score that carries no ranking on its attacked
     clips, which is their share of speaking (class-1) frames; ``None`` without the cell or its
     per-clip labels."""
@@ -97,26 +107,46 @@ class Intervals:
 
     Every cell is resampled over its attacked clips with the same seeded counts; every report
     of the demo attacks the same clips, so two models (or two budgets, or clean and attacked)
-    are compared *paired*, on the same resampled clips. The clean mAP over every held-out clip is
-    resampled over those clips when their frame scores are given (``{key: (scores, labels)}``).
+    are compared *paired*, on the same resampled clips. A row of several training runs
+    (:class:`~avrobust.demo.runs.SeededReport`) is resampled at two levels: runs, then clips
+    (the module's docstring). The clean mAP over every held-out clip is resampled over those
+    clips when their frame scores are given.
 
     Args:
         config: the demo settings (``config.seed`` seeds the resamples).
-        clean_scores: ``{model key: ((N, T) frame scores, (N, T) labels)}`` of every held-out clip.
+        clean_scores: ``{model key: ((N, T) frame scores, (N, T) labels)}`` of every held-out
+            clip, or a list of such pairs, one per training run.
     """
 
     def __init__(
-        self, config: DemoConfig, clean_scores: Mapping[str, tuple[Tensor, Tensor]] | None = None
+        self, config: DemoConfig, clean_scores: Mapping[str, ScoresOfRuns] | None = None
     ) -> None:
         self.boot = CellBootstrap(
             resamples=BOOTSTRAP_RESAMPLES, seed=config.seed, level=BOOTSTRAP_LEVEL
         )
-        self.clean_scores = dict(clean_scores or {})
+        self.seed = config.seed
+        self.clean_scores = {
+            k: [v] if isinstance(v, tuple) else list(v) for k, v in (clean_scores or {}).items()
+        }
         self._clean: dict[str, np.ndarray] = {}
+        self._draws: dict[int, np.ndarray] = {}
+
+    def runs(self, samples: np.ndarray) -> np.ndarray:
+        """``(resamples,)`` from ``(runs, resamples)`` per-run samples (resampled on the same
+        clips): each resample the mean of as many runs drawn with replacement (the same draws
+        for every row, so rows stay paired); one run's samples unchanged."""
+        count = samples.shape[0]
+        if count == 1:
+            return samples[0]
+        if count not in self._draws:
+            rng = np.random.default_rng([self.seed, count, 2])
+            self._draws[count] = rng.integers(0, count, size=(samples.shape[1], count))
+        draws = self._draws[count]
+        return samples[draws, np.arange(samples.shape[1])[:, None]].mean(axis=1)
 
     def cell(
         self,
-        report: EvaluationReport,
+        report: Report,
         rule: str,
         eps: float,
         attacked: str = AV,
@@ -124,22 +154,35 @@ class Intervals:
         measure: str = "map",
     ) -> np.ndarray | None:
         """``(resamples,)`` of a cell's ``"adv"`` or ``"clean"`` scores in points: their mAP
-        (``measure="map"``) or their frame accuracy (``measure="accuracy"``); ``None`` without
-        the cell or its per-clip scores."""
+        (``measure="map"``) or their frame accuracy (``measure="accuracy"``), over the runs
+        and the clips; ``None`` without the cell or its per-clip scores."""
         boot = self.boot.map if measure == "map" else self.boot.accuracy
         try:
-            samples = boot(report.cell(rule, eps, attacked), which)
+            found = report.cell(rule, eps, attacked)
         except KeyError:
             return None
-        return None if samples is None else 100 * samples
+        parts = [boot(c, which) for c in _runs_of(found)]
+        kept = [p for p in parts if p is not None]
+        return 100 * self.runs(np.stack(kept)) if len(kept) == len(parts) else None
+
+    def ecr(self, cell: Any, modality: str) -> np.ndarray | None:
+        """``(resamples,)`` mean ECR of ``modality`` (unitless) over the runs and the clips;
+        ``None`` without per-clip values."""
+        parts = [self.boot.ecr(c, modality) for c in _runs_of(cell)]
+        kept = [p for p in parts if p is not None]
+        return self.runs(np.stack(kept)) if len(kept) == len(parts) else None
 
     def clean(self, key: str) -> np.ndarray | None:
-        """``(resamples,)`` clean mAP in points of model ``key`` over every held-out clip."""
+        """``(resamples,)`` clean mAP in points of model ``key`` over every held-out clip, over
+        its runs and the clips."""
         if key not in self.clean_scores:
             return None
         if key not in self._clean:
-            scores, labels = (t.reshape(t.shape[0], -1).tolist() for t in self.clean_scores[key])
-            self._clean[key] = 100 * bootstrap_map(scores, labels, self.boot.counts(len(scores)))
+            parts = []
+            for pair in self.clean_scores[key]:
+                scores, labels = (t.reshape(t.shape[0], -1).tolist() for t in pair)
+                parts.append(bootstrap_map(scores, labels, self.boot.counts(len(scores))))
+            self._clean[key] = 100 * self.runs(np.stack(parts))
         return self._clean[key]
 
     def interval(self, samples: np.ndarray | None) -> tuple[float, float]:
@@ -153,6 +196,11 @@ class Intervals:
     def outcome(self, samples: np.ndarray | None, threshold: float) -> str:
         """The verdict of one comparison: see :func:`outcome`."""
         return outcome(self.boot.interval(samples), threshold)
+
+
+def _runs_of(cell: Any) -> tuple[Any, ...]:
+    """The cells of each run: a :class:`SeedCell`'s runs, or the one cell."""
+    return cell.runs if isinstance(cell, SeedCell) else (cell,)
 
 
 def bounds(name: str, ci: Intervals, samples: np.ndarray | None) -> dict[str, float | None]:

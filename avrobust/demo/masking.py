@@ -22,6 +22,7 @@ __all__ = [
     "LARGE_EPS_AV",
     "MAX_QUERIES",
     "MaskingChecks",
+    "combined",
     "masking_checks",
     "masking_section",
     "masking_settings",
@@ -163,6 +164,27 @@ def masking_checks(
     return MaskingChecks(
         float(config.table_eps), tuple(index), options, diagnoses, seconds, section
     )
+
+
+def combined(
+    config: DemoConfig, parts: Sequence[MaskingChecks], *, transfer: bool
+) -> MaskingChecks:
+    """The checks of several :func:`masking_checks` calls (one model each, on the same clips
+    with the same settings) as one, with their section (``transfer``: they had a surrogate).
+
+    Raises:
+        ValueError: no part, or parts on other clips or with other settings.
+    """
+    if not parts:
+        raise ValueError("parts: expected the checks of at least one model, got none")
+    first = parts[0]
+    other = [p for p in parts if p.clips != first.clips or p.settings != first.settings]
+    if other:
+        raise ValueError("parts: expected checks on the same clips with the same settings")
+    diagnoses = {k: d for p in parts for k, d in p.diagnoses.items()}
+    seconds = {k: s for p in parts for k, s in p.seconds.items()}
+    section = masking_section(config, diagnoses, first.settings, len(first.clips), transfer)
+    return MaskingChecks(first.eps_av, first.clips, first.settings, diagnoses, seconds, section)
 
 
 def _check_clips(clips: Any, total: int) -> list[int]:

@@ -9,16 +9,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-import torch
-from torch import Tensor
-
-from ..evaluation import EvaluationReport
 from ..evaluation.reporting import write_csv_rows
 from .config import DemoConfig
 from .findings import findings
-from .intervals import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, Intervals
+from .intervals import BOOTSTRAP_LEVEL, BOOTSTRAP_RESAMPLES, Intervals, Report, ScoresOfRuns
 from .plots import write_plots
-from .tables import table_one, tables_text
+from .tables import ensemble_text, table_one, tables_text
 from .verdicts import Finding, verdict_rules
 
 __all__ = ["Outputs", "summary_text", "write_outputs"]
@@ -44,15 +40,16 @@ def write_outputs(
     out: str,
     config: DemoConfig,
     clean_map: Mapping[str, float],
-    reports: Mapping[str, EvaluationReport],
-    extras: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
+    extras: Mapping[str, Report],
     plots: bool,
     seconds: Mapping[str, float],
     selection_note: str = "",
     *,
-    clean_scores: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    clean_scores: Mapping[str, ScoresOfRuns] | None = None,
     sections: Sequence[str] = (),
     reused: Mapping[str, float] | None = None,
+    workers: int = 1,
 ) -> Outputs:
     """Write the tables, the long-form results, the plots and the summary.
 
@@ -71,13 +68,15 @@ def write_outputs(
         seconds: ``{"train": s, "evaluate": s}`` wall times for the summary (and
             ``results.json``, where a rerun finds them).
         selection_note: how the attacked clips were chosen, for the summary.
-        clean_scores: ``{model key: (scores, labels)}``, the ``(N, T)`` frame scores and labels
+        clean_scores: ``{model key: (scores, labels)}`` (or a list of them, one per training
+            run), the ``(N, T)`` frame scores and labels
             of every held-out clip behind ``clean_map``, for the clean mAP's intervals (without
             them the clean mAP has none, and the clean-cost finding is inconclusive).
         sections: Markdown sections for the summary, after the tables (e.g. the masking
             checks of :mod:`avrobust.demo.masking`).
         reused: ``{stage: s}``: this run's own time of each stage it read from the caches
             (``seconds`` then holds the first run's time of that stage, and the summary says so).
+        workers: the single-threaded workers the run used (for the summary's wall time).
 
     Returns:
         :class:`Outputs`: the table, the summary, the files written and the findings.
@@ -97,7 +96,7 @@ def write_outputs(
     files.append(_write_text(os.path.join(out, "table.md"), title + tables))
     summary = summary_text(
         config, tables + "".join(sections), checks, seconds, selection_note, plot_note,
-        reused=reused,
+        reused=reused, workers=workers,
     )  # fmt: skip
     files.append(_write_text(os.path.join(out, "summary.md"), summary))
     return Outputs(table, summary, files, checks)
@@ -118,9 +117,10 @@ def summary_text(
     plot_note: str = "",
     *,
     reused: Mapping[str, float] | None = None,
+    workers: int = 1,
 ) -> str:
     """The Markdown of ``summary.md``: the setting, the tables and the findings with their rule
-    (``reused``: as :func:`write_outputs`)."""
+    (``reused``, ``workers``: as :func:`write_outputs`)."""
     held = sum(f.verdict == "held" for f in checks)
     return (
         "# avrobust demo: the Push-Pull study in miniature\n\n"
@@ -129,10 +129,8 @@ def summary_text(
         f"{config.train_steps} training steps (A, C, D), {config.finetune_steps} adversarial "
         f"fine-tuning steps (B from A, E from D); attacks with {config.attack_steps} iterations "
         f"on held-out clips: {selection_note}. Each model is also attacked by the worst case "
-        f"over a strong ensemble (APGD-CE and targeted APGD-margin, {config.worst_case_steps} "
-        f"steps each, then Square with {config.worst_case_queries} queries): the comparisons "
-        "of models rest on it, since a defence is only as robust as the strongest attack "
-        "tried shows. "
+        "over a strong ensemble: the comparisons of models rest on it, since a defence is only "
+        f"as robust as the strongest attack tried shows. {ensemble_text(config)} "
         "eps_av: audio eps = eps_av·1e-4 (waveform in [-1, 1]), video eps = eps_av·0.1 pixel "
         "levels (0-255).\n\n"
         + _interval_note(config)
@@ -141,14 +139,31 @@ def summary_text(
         + "\n".join(f"- **{f.verdict}**: {f.claim} {f.evidence}." for f in checks)
         + "\n\n"
         + verdict_rules(tie_margin=config.tie_margin)
-        + " The intervals cover the choice of the "
-        "attacked clips, not another training run (another seed or thread count trains other "
-        "models). This is a tiny model on synthetic data: the verdicts describe this run, not "
-        "TalkNet on AVA-ActiveSpeaker.\n" + plot_note + _wall_time(seconds, reused or {})
+        + " "
+        + _runs_note(config)
+        + " This is a tiny model on synthetic data: the verdicts describe it, not TalkNet on "
+        "AVA-ActiveSpeaker.\n" + plot_note + _wall_time(seconds, reused or {}, workers)
     )
 
 
-def _wall_time(seconds: Mapping[str, float], reused: Mapping[str, float]) -> str:
+def _runs_note(config: DemoConfig) -> str:
+    """What the intervals and verdicts cover: several training runs, or one."""
+    if config.seeds == 1:
+        return (
+            "Each model was trained once (`seeds = 1`): the intervals cover the choice of the "
+            "attacked clips only, and a verdict about a training method describes this one "
+            "training run, not the method (another seed trains other models; the default "
+            "trains 3 runs per model)."
+        )
+    return (
+        f"Each model was trained {config.seeds} times, from {config.seeds} seeds: every number "
+        "is the mean over the runs, and every interval covers both another choice of training "
+        "seeds and another choice of clips (a two-level bootstrap: runs, then clips), so a "
+        "verdict about a training method rests on several runs of it."
+    )
+
+
+def _wall_time(seconds: Mapping[str, float], reused: Mapping[str, float], workers: int) -> str:
     """The summary's last line: the wall times, the first run's where this rerun read the caches."""
     what = {"train": "the trained models", "evaluate": "the attack results"}
     read = [what[k] for k in what if k in reused]
@@ -158,27 +173,38 @@ def _wall_time(seconds: Mapping[str, float], reused: Mapping[str, float]) -> str
         if read
         else ""
     )
+    noun = "worker" if workers == 1 else "workers"
     return (
         f"\nWall time{kept}: training/loading {seconds.get('train', 0):.0f} s, attacks "
-        f"{seconds.get('evaluate', 0):.0f} s, with {torch.get_num_threads()} torch thread(s) "
-        "(another thread count trains other models: pass `--threads N` to rerun alike).\n"
+        f"{seconds.get('evaluate', 0):.0f} s, with {workers} single-threaded {noun} (every job "
+        "runs on one torch thread, so any `--threads N` gives the same numbers).\n"
     )
 
 
 def _interval_note(config: DemoConfig) -> str:
-    return (
-        f"Numbers are mAP (%) with their {100 * BOOTSTRAP_LEVEL:g} % bootstrap interval over the "
-        f"attacked clips in brackets ({BOOTSTRAP_RESAMPLES} resamples of the clips, seed "
-        f"{config.seed}; the clean mAP's over every held-out clip).\n\n"
+    over = (
+        "the attacked clips"
+        if config.seeds == 1
+        else f"the {config.seeds} training runs and the attacked clips (runs, then clips)"
     )
+    return (
+        f"Numbers are mAP (%), the mean over {_runs(config.seeds)}, with their "
+        f"{100 * BOOTSTRAP_LEVEL:g} % bootstrap interval over {over} in brackets "
+        f"({BOOTSTRAP_RESAMPLES} resamples, seed {config.seed}; the clean mAP's over every "
+        "held-out clip).\n\n"
+    )
+
+
+def _runs(count: int) -> str:
+    return "the one training run" if count == 1 else f"the {count} training runs of each model"
 
 
 def _write_data(
     out: str,
     config: DemoConfig,
     clean_map: Mapping[str, float],
-    reports: Mapping[str, EvaluationReport],
-    extras: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
+    extras: Mapping[str, Report],
     seconds: Mapping[str, float],
     records: list[dict[str, Any]],
     checks: Sequence[Finding],
@@ -201,6 +227,7 @@ def _write_data(
                 "reports": {k: r.to_dict() for k, r in reports.items()},
                 "extras": {k: r.to_dict() for k, r in extras.items()},
                 "bootstrap": {
+                    "levels": ["training runs", "clips"] if config.seeds > 1 else ["clips"],
                     "resamples": BOOTSTRAP_RESAMPLES,
                     "level": BOOTSTRAP_LEVEL,
                     "seed": config.seed,

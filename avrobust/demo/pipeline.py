@@ -3,41 +3,30 @@ attack, the attack grids, the listening-test material and the outputs."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import torch
 from torch import Tensor
 
-from .._checks import check_bool, check_choice, describe
-from ..data.synthetic import SyntheticActiveSpeaker
-from ..evaluation import (
-    SPEAKING_CLASSES,
-    EvaluationReport,
-    Grid,
-    Measures,
-    Selection,
-    Store,
-    WorstCase,
-    evaluate,
-)
-from ..evaluation.grid import StepRule
+from .._checks import check_bool, check_choice, check_int, describe
 from ..metrics import average_precision
-from ..models import TalkNet
 from . import training
 from ._rerun import folder_files, kept_seconds, recorded_seconds
 from .config import PRESETS, DemoConfig, surrogate_spec
 from .folder import DemoFolder, check_out_dir, drop_results, open_demo_folder, settings_of
 from .intervals import AV, WORST
+from .jobs import Job, one_thread, run_jobs
 from .listening import export_examples
-from .masking import MaskingChecks, masking_checks
+from .masking import MaskingChecks, combined
 from .outputs import write_outputs
-from .selection import attacked_clips, clean_scores
+from .runs import SeededReport, run_name
+from .selection import clips_from_scores
 from .verdicts import Finding
+from .work import attack_job, data_of, masking_job, model_of, spec_of, train_job
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -52,13 +41,14 @@ class DemoResult:
 
     Attributes:
         config: the settings used.
-        clean_map: ``{model key: clean frame mAP in [0, 1] over every held-out clip}`` (the
-            table's models; the surrogate's is in the log).
-        reports: ``{model key: EvaluationReport}`` of the white-box grid, with the cell of the
-            worst case over the strong ensemble (rule ``"worst-case"``, audio-visual,
-            ``eps_av = table_eps``) added.
-        extras: ``{"inference": report on A, "transfer": report S -> A}`` when run (S: the
-            transfer surrogate, :func:`~avrobust.demo.config.surrogate_spec`).
+        clean_map: ``{model key: clean frame mAP in [0, 1] over every held-out clip}``, the
+            mean over the model's runs (the table's models; the surrogate's is in the log).
+        reports: ``{model key: SeededReport}``, the reports of the model's training runs
+            (:class:`~avrobust.demo.runs.SeededReport`; a cell is the mean over the runs): the
+            white-box grid and the worst case over the strong ensemble (rule ``"worst-case"``,
+            audio-visual, at every budget of the grid).
+        extras: ``{"inference": reports on A, "transfer": reports S -> A}`` when run (S: the
+            transfer surrogate, :func:`~avrobust.demo.config.surrogate_spec`), one per run.
         table: the Table-1-like text table.
         summary: the findings summary (Markdown).
         files: the paths written.
@@ -71,8 +61,8 @@ class DemoResult:
 
     config: DemoConfig
     clean_map: dict[str, float]
-    reports: dict[str, EvaluationReport]
-    extras: dict[str, EvaluationReport]
+    reports: dict[str, SeededReport]
+    extras: dict[str, SeededReport]
     table: str
     summary: str
     files: list[str]
@@ -84,58 +74,46 @@ class DemoResult:
 
 @dataclass
 class _Run:
-    """The state of one run: its settings, folder, data and what is done so far."""
+    """The state of one run of the demo: its settings, folder, how to report, what is done."""
 
     config: DemoConfig
     out: str
     folder: DemoFolder
     progress: bool
     say: Callable[[str], None]
+    workers: int
     test_data: Clips
-    trained: dict[str, TalkNet] = field(default_factory=dict)
-    surrogate: TalkNet | None = None
     clean_map: dict[str, float] = field(default_factory=dict)
-    clean_scores: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    clean_scores: dict[str, list[tuple[Tensor, Tensor]]] = field(default_factory=dict)
     selection: list[int] = field(default_factory=list)
+    how: str = ""  # how the attacked clips were chosen
     trained_now: bool = False  # a model was trained (not loaded from the cache)
     computed: int = 0  # attack cells computed (not read from the results files)
 
-    def attack(
-        self,
-        model: TalkNet,
-        name: str,
-        eps: Sequence[float],
-        modalities: Sequence[str],
-        rules: Sequence[str | StepRule | WorstCase] | None = None,
-        objective: str = "training",
-        surrogate: TalkNet | None = None,
-        steps: int | None = None,
-    ) -> EvaluationReport:
-        """One grid on the selected clips, its cells kept in ``results/<name>.jsonl``
-        (``steps``: default ``config.attack_steps``)."""
-        config = self.config
-        grid = Grid(
-            rules=tuple(config.rules if rules is None else rules),
-            eps=tuple(eps),
-            modalities=tuple(modalities),
-            steps=config.attack_steps if steps is None else steps,
-            objective=objective,
-        )
-        return evaluate(
-            model,
-            self.test_data,
-            grid,
-            selection=Selection(clips=tuple(self.selection), balance=False),
-            measures=Measures(class_names=SPEAKING_CLASSES),
-            store=Store(path=os.path.join(self.out, "results", f"{name}.jsonl")),
-            surrogate=surrogate,
-            seed=config.seed,
-            progress=self.progress,
-            on_cell=self._computed,
-        )
+    def keys(self) -> list[str]:
+        """The models trained: the table's rows, then the surrogate (with the extras)."""
+        return [s.key for s in self.config.models] + (["S"] if self.config.extras else [])
 
-    def _computed(self, cell: object) -> None:
-        self.computed += 1
+    def jobs(
+        self, jobs: list[Job], what: str, on_done: Callable[[Job, Any], None]
+    ) -> dict[str, Any]:
+        """Run ``jobs`` on :attr:`workers` single-threaded workers, with a progress bar."""
+        bar = None
+        if self.progress and jobs:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(jobs), desc=what, unit="job", leave=False)
+
+        def done(job: Job, result: Any) -> None:
+            on_done(job, result)
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            return run_jobs(jobs, workers=self.workers, on_done=done)
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def _as_config(config: DemoConfig | str) -> DemoConfig:
@@ -146,123 +124,114 @@ def _as_config(config: DemoConfig | str) -> DemoConfig:
     return config
 
 
-def _data_sets(config: DemoConfig) -> tuple[SyntheticActiveSpeaker, SyntheticActiveSpeaker]:
-    """The synthetic training and held-out sets (clips made on access)."""
-    train, test = (
-        SyntheticActiveSpeaker(
-            clips,
-            frames=config.frames,
-            face_size=config.face_size,
-            difficulty=config.difficulty,
-            seed=2 * config.seed + offset,
-        )
-        for clips, offset in ((config.train_clips, 1), (config.test_clips, 2))
-    )
-    return train, test
-
-
-def _models(run: _Run, train_set: SyntheticActiveSpeaker) -> None:
-    """Load or train every model; its clean mAP over every held-out clip."""
+def _train_jobs(run: _Run) -> list[Job]:
+    """One job per run of every model; a fine-tuned model after its parent's run."""
     config, cache = run.config, os.path.join(run.out, "models")
-    train_data: Clips | None = None
-    for spec in config.models:
-        if train_data is None and not training.is_cached(spec, config, cache):
-            train_data = train_set.tensors()
-        t0 = time.perf_counter()
-        model, cached = training.load_or_train(
-            spec,
-            config,
-            train_data if train_data is not None else ({}, torch.zeros(0)),
-            run.trained,
-            cache,
-            run.progress,
-        )
-        run.trained[spec.key] = model
-        if not cached:  # cells of an earlier model of this recipe are stale
-            drop_results(run.folder, spec.key, run.say)
-            run.trained_now = True
-        scores = (clean_scores(model, run.test_data), run.test_data[1])  # for the intervals
-        run.clean_scores[spec.key] = scores
-        run.clean_map[spec.key] = float(average_precision(*scores))
-        how = "loaded from cache" if cached else f"trained in {time.perf_counter() - t0:.0f} s"
+    jobs = []
+    for r in range(config.seeds):
+        for key in run.keys():
+            spec = spec_of(config, key)
+            if not training.is_cached(spec, config, cache, run=r):
+                drop_results(run.folder, key, run.say, run=r)  # cells of other weights
+            after = () if spec.init_from is None else (f"train {spec.init_from} run {r + 1}",)
+            kwargs = {"config": config, "key": key, "run": r, "cache": cache}
+            jobs.append(Job(f"train {key} run {r + 1}", train_job, kwargs, after))
+    return jobs
+
+
+def _models(run: _Run) -> None:
+    """Train (or read from the cache) every run of every model; their clean mAP over every
+    held-out clip."""
+    config, labels = run.config, run.test_data[1]
+
+    def done(job: Job, found: dict[str, Any]) -> None:
+        key, r = job.kwargs["key"], job.kwargs["run"]
+        run.trained_now |= not found["cached"]
+        clean = float(average_precision(found["scores"], labels))
+        how = "loaded from cache" if found["cached"] else f"trained in {found['seconds']:.0f} s"
+        label = config.model_label(key)
         run.say(
-            f"model ({spec.key}) {spec.description}: {how}, clean mAP "
-            f"{100 * run.clean_map[spec.key]:.2f}%"
+            f"model {label}, run {r + 1} of {config.seeds}: {how}, clean mAP {100 * clean:.2f}%"
         )
-    if config.extras:
-        _surrogate(run, train_set, train_data)
+
+    found = run.jobs(_train_jobs(run), "training", done)
+    for key in [s.key for s in config.models]:  # the table's order, whichever job finished first
+        run.clean_scores[key] = [
+            (found[f"train {key} run {r + 1}"]["scores"], labels) for r in range(config.seeds)
+        ]
+        maps = [float(average_precision(s, y)) for s, y in run.clean_scores[key]]
+        run.clean_map[key] = sum(maps) / len(maps)
+    scores = {
+        f"{key} run {r + 1}": found[f"train {key} run {r + 1}"]["scores"]
+        for key in run.clean_scores
+        for r in range(config.seeds)
+    }
+    run.selection, run.how = clips_from_scores(config, scores, labels)
 
 
-def _surrogate(run: _Run, train_set: SyntheticActiveSpeaker, train_data: Clips | None) -> None:
-    """Load or train the transfer surrogate (ncTalkNet or specTalkNet, Push-Pull §4.2)."""
-    config, cache, spec = run.config, os.path.join(run.out, "models"), surrogate_spec(run.config)
-    if train_data is None and not training.is_cached(spec, config, cache):
-        train_data = train_set.tensors()
-    t0 = time.perf_counter()
-    model, cached = training.load_or_train(
-        spec, config, train_data if train_data is not None else ({}, torch.zeros(0)), {}, cache,
-        run.progress,
-    )  # fmt: skip
-    if not cached:
-        drop_results(run.folder, "S", run.say)
-        run.trained_now = True
-    run.surrogate = model
-    clean = float(average_precision(clean_scores(model, run.test_data), run.test_data[1]))
-    how = "loaded from cache" if cached else f"trained in {time.perf_counter() - t0:.0f} s"
-    run.say(f"model ({spec.key}) {spec.description}: {how}, clean mAP {100 * clean:.2f}%")
+def _attack_jobs(run: _Run) -> list[Job]:
+    config, shared = run.config, {"config": run.config, "out": run.out, "selection": run.selection}
+    jobs = [
+        Job(f"attack {s.key} run {r + 1}", attack_job, {**shared, "key": s.key, "run": r})
+        for r in range(config.seeds)
+        for s in config.models
+    ]
+    jobs += [Job(f"masking {s.key}", masking_job, {**shared, "key": s.key}) for s in config.models]
+    return jobs
 
 
-def _attacks(run: _Run) -> tuple[dict[str, EvaluationReport], dict[str, EvaluationReport]]:
-    """The white-box grid of every model, then the extras on (A)."""
-    config, trained = run.config, run.trained
-    reports: dict[str, EvaluationReport] = {}
-    for key, model in trained.items():
-        t0 = time.perf_counter()
-        grid = run.attack(model, key, config.eps_grid, config.modalities)
-        worst = _worst_case(run, key, model)
-        reports[key] = dataclasses.replace(grid, cells=[*grid.cells, *worst.cells])
-        seconds = time.perf_counter() - t0
-        broken = worst.cell(WORST, config.table_eps, AV).broken_by or {}
-        run.say(
-            f"model ({key}) attacked: {len(grid.cells)} cells and the worst case "
-            f"(broken first by {', '.join(f'{n} {c}' for n, c in broken.items())}) in "
-            f"{seconds:.0f} s"
-        )
-    extras: dict[str, EvaluationReport] = {}
-    if config.extras and "A" in trained:
-        av = [AV]
-        extras["inference"] = run.attack(
-            trained["A"], "A-inference", [config.table_eps], av, objective="inference"
-        )
-        if run.surrogate is not None:
-            extras["transfer"] = run.attack(
-                trained["A"], "S-to-A", config.eps_grid, av, ("pgd",), surrogate=run.surrogate
-            )
-        run.say("extras: inference-aware attack on (A), transfer attack (S) -> (A)")
-    return reports, extras
-
-
-def _worst_case(run: _Run, key: str, model: TalkNet) -> EvaluationReport:
-    """The worst case over the strong ensemble on ``model``, audio-visual at ``table_eps``."""
+def _attacks(run: _Run) -> tuple[dict[str, SeededReport], dict[str, SeededReport], MaskingChecks]:
+    """Every run of every model attacked (the grid, the worst case along the budgets, the
+    extras on (A)), and the masking checks of each model's first run."""
     config = run.config
-    return run.attack(
-        model,
-        f"{key}-worst-case",
-        [config.table_eps],
-        [AV],
-        (WorstCase(queries=config.worst_case_queries),),
-        steps=config.worst_case_steps,
-    )
+
+    def done(job: Job, found: Any) -> None:
+        if job.name.startswith("masking"):
+            key = job.kwargs["key"]
+            fired = ", ".join(f.name for f in found.diagnoses[key].fired) or "no flag fired"
+            how = f"{found.seconds[key]:.1f} s" if found.seconds[key] else "from the cache"
+            run.say(f"masking checks of ({key}): {fired} ({how})")
+            return
+        run.computed += found["computed"]
+        key, r = job.kwargs["key"], job.kwargs["run"]
+        cell = found["report"].cell(WORST, config.table_eps, AV)
+        broken = ", ".join(f"{n} {c}" for n, c in (cell.broken_by or {}).items())
+        run.say(
+            f"model ({key}) run {r + 1} attacked: {len(found['report'].cells)} cells, the worst "
+            f"case at eps_av = {config.table_eps:g} broken first by {broken} "
+            f"({found['seconds']:.0f} s)"
+        )
+
+    found = run.jobs(_attack_jobs(run), "attacks", done)
+    runs = range(config.seeds)
+    reports = {
+        s.key: SeededReport(tuple(found[f"attack {s.key} run {r + 1}"]["report"] for r in runs))
+        for s in config.models
+    }
+    extras: dict[str, SeededReport] = {}
+    if config.extras and "A" in reports:
+        for name in ("inference", "transfer"):
+            extras[name] = SeededReport(
+                tuple(found[f"attack A run {r + 1}"]["extras"][name] for r in runs)
+            )
+    parts = [found[f"masking {s.key}"] for s in config.models]
+    return reports, extras, combined(config, parts, transfer=config.extras)
 
 
 def _planned(config: DemoConfig) -> list[str]:
     """The paths (relative to the output folder) a run of ``config`` writes, known up front."""
-    keys = [spec.key for spec in config.models]
-    names = [*keys, *(f"{k}-worst-case" for k in keys), "A-inference", "S-to-A"]
-    paths = [f"results/{n}.jsonl" for n in names] + ["results/masking.json"]
-    for spec in (*config.models, surrogate_spec(config)):
-        model = os.path.basename(training.cache_path(spec, config, ""))
-        paths += [f"models/{model}", f"models/{model[: -len('.model')]}.json"]
+    names, paths = [], []
+    for r in range(config.seeds):
+        for spec in config.models:
+            name = run_name(spec.key, r)
+            names += [name, f"{name}-worst-case", f"{name}-worst-curve"]
+            names += [] if spec.key == "A" else [f"{name}-modalities"]
+        names += [f"{run_name('A', r)}-inference", f"{run_name('S', r)}-to-A"]
+        for spec in (*config.models, surrogate_spec(config)):
+            model = os.path.basename(training.cache_path(spec, config, "", run=r))
+            paths += [f"models/{model}", f"models/{model[: -len('.model')]}.json"]
+    paths += [f"results/{n}.jsonl" for n in names]
+    paths += [f"results/masking-{s.key}.json" for s in config.models]
     paths += ["table.md", "table.csv", "results.csv", "results.json", "summary.md"]
     return [*paths, "fig3_model_A.png", "fig3_models.png", "ecr.png", "xab_test/manifest.csv"]
 
@@ -275,6 +244,7 @@ def run_demo(
     plots: bool = True,
     retrain: bool = False,
     report: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> DemoResult:
     """Run the demo end to end and write its outputs into ``out_dir``.
 
@@ -292,6 +262,11 @@ def run_demo(
             then train and attack everything, whatever settings that run had.
         report: called with each progress message (e.g. ``print``); messages also go to the
             ``avrobust.demo`` logger.
+        workers: CPU cores to use: the demo's jobs (training one run of a model, attacking
+            it, ...) run on one torch thread each, in this process (``1``) or in that many
+            worker processes (:mod:`avrobust.demo.jobs`), so that every worker count gives the
+            same numbers. A script calling ``run_demo(workers=2)`` needs the
+            ``if __name__ == "__main__":`` guard of :mod:`multiprocessing`.
 
     Returns:
         :class:`DemoResult`.
@@ -309,6 +284,7 @@ def run_demo(
     """
     config = _as_config(config)
     check_bool(retrain, "retrain")
+    workers = check_int(workers, "workers", min_value=1)
 
     def say(message: str) -> None:
         log.info(message)
@@ -323,30 +299,22 @@ def run_demo(
     say(
         f"synthetic data: {config.train_clips} training and {config.test_clips} held-out clips of "
         f"{config.frames} frames ({config.frames / 25:.2f} s), {config.face_size}x"
-        f"{config.face_size} faces, difficulty {config.difficulty:g}"
+        f"{config.face_size} faces, difficulty {config.difficulty:g}; {config.seeds} training "
+        f"run(s) per model, {workers} single-threaded worker(s)"
     )
     recorded = recorded_seconds(out)  # the first run's wall times, before they are rewritten
-    train_set, test_set = _data_sets(config)
-    run = _Run(config, out, folder, progress, say, test_set.tensors())
-    _models(run, train_set)
+    run = _Run(config, out, folder, progress, say, workers, data_of(config, "test"))
+    _models(run)
     train_seconds = time.perf_counter() - start
-    run.selection, how = attacked_clips(config, run.trained, run.test_data)
-    say(f"attacking {len(run.selection)} held-out clips: {how}")
+    say(f"attacking {len(run.selection)} held-out clips: {run.how}")
     eval_start = time.perf_counter()
-    reports, extras = _attacks(run)
-    masking = masking_checks(
-        config,
-        run.trained,
-        run.test_data,
-        run.selection,
-        run.surrogate,
-        report=say,
-        cache=os.path.join(out, "results", "masking.json"),
-    )
+    reports, extras, masking = _attacks(run)
     eval_seconds = time.perf_counter() - eval_start
     xab = []
-    if "A" in run.trained:
-        xab = export_examples(out, config, run.trained, run.test_data, run.selection)
+    if "A" in reports:
+        first_a = {"A": model_of(config, "A", os.path.join(out, "models"), 0)}
+        with one_thread():  # the same bits whatever the worker count
+            xab = export_examples(out, config, first_a, run.test_data, run.selection)
     if xab:
         say(f"XAB listening/viewing test: {len(xab)} genuine/adversarial pairs in {out}/xab_test")
     fresh = {
@@ -364,10 +332,11 @@ def run_demo(
         extras,
         plots,
         times,
-        how,
+        run.how,
         clean_scores=run.clean_scores,
         sections=[masking.section],
         reused=reused,
+        workers=workers,
     )
     files = written.files + (folder_files(os.path.join(out, "xab_test")) if xab else [])
     folder.record(before)

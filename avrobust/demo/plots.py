@@ -4,7 +4,8 @@ panel per attacked modality set), ``fig3_models.png`` (every model under the aud
 one panel each, with bootstrap bands) and ``ecr.png`` (ECR bars at the table's budget, with
 their intervals). Every mAP panel marks the mAP floor (the share of speaking frames,
 :func:`~avrobust.demo.tables.mean_floor`) and draws the worst case over the strong ensemble as
-a marker at the budget where it was computed."""
+markers (joined, with their intervals) at the budgets where it was computed: every budget of the
+grid in the demo, none in between nor at 0."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..evaluation import EvaluationReport
 from ..evaluation.reporting import Curve, plot_ecr_bars, pyplot, save_figure
 from .config import DemoConfig
-from .intervals import AV, BOOTSTRAP_LEVEL, WORST, Intervals
+from .intervals import AV, BOOTSTRAP_LEVEL, WORST, Intervals, Report
 from .tables import mean_floor
 
 __all__ = ["EPS_LABEL", "ecr_figure", "model_figure", "models_figure", "write_plots"]
@@ -27,14 +27,14 @@ EPS_LABEL = "eps_av (audio eps = eps_av·1e-4, video eps = eps_av·0.1 pixel lev
 _RULE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 _MODALITY_HATCHES = {"audio": "", "visual": "///"}
 _TRANSFER_STYLE = {"marker": "x", "linestyle": "--", "color": "gray"}
-_WORST_STYLE = {"marker": "*", "markersize": 10, "linestyle": "none", "color": "black"}
+_WORST_STYLE = {"marker": "*", "markersize": 10, "linestyle": "-", "color": "black"}
 
 
 def write_plots(
     out: str,
     config: DemoConfig,
-    reports: Mapping[str, EvaluationReport],
-    extras: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
+    extras: Mapping[str, Report],
     *,
     intervals: Intervals | None = None,
 ) -> list[str]:
@@ -59,7 +59,7 @@ def write_plots(
 
 
 def _curve(
-    rep: EvaluationReport,
+    rep: Report,
     rule: str,
     label: str,
     ci: Intervals,
@@ -88,7 +88,7 @@ def _curve(
     return Curve(label, xs, ys, lows_highs, style)
 
 
-def _worst(rep: EvaluationReport, ci: Intervals) -> list[tuple[float, float, tuple[float, float]]]:
+def _worst(rep: Report, ci: Intervals) -> list[tuple[float, float, tuple[float, float]]]:
     """``(eps, mAP %, interval)`` of each worst-case cell (audio-visual): the budgets where the
     ensemble was run, and only those."""
     cells = sorted((c for c in rep.cells if c.rule == WORST and c.attacked == AV),
@@ -97,7 +97,7 @@ def _worst(rep: EvaluationReport, ci: Intervals) -> list[tuple[float, float, tup
 
 
 def _draw(ax: Any, curves: Sequence[Curve], worst: Sequence[Any], floor: float | None) -> None:
-    """One mAP panel: the curves (with their bands), the worst case as markers (with their
+    """One mAP panel: the curves (with their bands), the worst case as joined markers (with their
     intervals) at the budgets where it was computed, the mAP floor as a labelled line."""
     for curve in curves:
         line = ax.plot(list(curve.xs), list(curve.ys), **{"marker": "o", "label": curve.label,
@@ -135,7 +135,7 @@ def _grid(count: int, columns: int, size: tuple[float, float]) -> tuple[Any, lis
 
 def model_figure(
     config: DemoConfig,
-    reports: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
     key: str = "A",
     intervals: Intervals | None = None,
 ) -> Any:
@@ -162,8 +162,8 @@ def model_figure(
 
 def models_figure(
     config: DemoConfig,
-    reports: Mapping[str, EvaluationReport],
-    extras: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
+    extras: Mapping[str, Report],
     intervals: Intervals | None = None,
 ) -> Any:
     """Fig. 3a-like small multiples: one panel per model under the audio-visual PGD attack (the
@@ -194,7 +194,7 @@ def models_figure(
 
 def ecr_figure(
     config: DemoConfig,
-    reports: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
     intervals: Intervals | None = None,
 ) -> Any:
     """ECR bars at the table's budget: one colour per rule, one hatching per modality, each bar
@@ -219,7 +219,7 @@ def ecr_figure(
                     spans[label].append((math.nan, math.nan))
                     continue
                 series[label].append(cell.ecr.get(m, 0.0))
-                spans[label].append(ci.interval(ci.boot.ecr(cell, m) if m in cell.ecr else None))
+                spans[label].append(ci.interval(ci.ecr(cell, m) if m in cell.ecr else None))
             colour = _RULE_COLOURS[j % len(_RULE_COLOURS)]
             styles[label] = {"color": colour, "hatch": hatch, "edgecolor": "black",
                              "linewidth": 0.5}  # fmt: skip

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from ..evaluation import balanced_subset, correct_samples
+from ..evaluation import balanced_subset
+from ..evaluation.scoring import clip_positive, frame_correct
 from ..models import TalkNet, speaking_probability
 from .config import DemoConfig
 
-__all__ = ["attacked_clips", "clean_scores"]
+__all__ = ["attacked_clips", "clean_scores", "clips_from_scores"]
 
 Clips = tuple[dict[str, Tensor], Tensor]
 
@@ -19,10 +20,29 @@ Clips = tuple[dict[str, Tensor], Tensor]
 def attacked_clips(
     config: DemoConfig, trained: Mapping[str, TalkNet], data: Clips
 ) -> tuple[list[int], str]:
-    """Held-out clips every model predicts correctly, balanced (Push-Pull §4.1 and Table 1).
+    """Held-out clips every model predicts correctly, balanced (Push-Pull §4.1 and Table 1):
+    :func:`clips_from_scores` of each model's clean scores.
 
-    Every frame must be right; if that leaves a class empty (a barely trained model, as in the
-    ``test`` preset), most frames must be right; failing that, every clip is a candidate.
+    Returns:
+        ``(clip indices, how they were chosen, for the summary)``.
+    """
+    scores = {key: clean_scores(model, data) for key, model in trained.items()}
+    return clips_from_scores(config, scores, data[1])
+
+
+def clips_from_scores(
+    config: DemoConfig, scores: Mapping[str, Tensor], labels: Tensor
+) -> tuple[list[int], str]:
+    """Held-out clips every model predicts correctly, balanced, from their clean scores.
+
+    Every frame must be right (P(speaking) >= 0.5 is speaking); if that leaves a class empty (a
+    barely trained model, as in the ``test`` preset), most frames must be right; failing that,
+    every clip is a candidate.
+
+    Args:
+        config: the demo settings (``per_class``, ``seed``).
+        scores: ``{model name: (N, T) clean P(speaking)}``, e.g. every run of every model.
+        labels: ``(N, T)`` frame labels of the held-out clips.
 
     Returns:
         ``(clip indices, how they were chosen, for the summary)``.
@@ -30,23 +50,21 @@ def attacked_clips(
     Raises:
         RuntimeError: the held-out clips lack a class.
     """
+    positive = clip_positive(labels).tolist()
     for accuracy, what in ((1.0, "every frame"), (0.5, "most frames")):
-        ids: list[int] = []
-        positive: list[bool] = []
-        ok = [True] * config.test_clips
-        for model in trained.values():
-            ids, correct, positive = correct_samples(model, data, min_accuracy=accuracy)
-            ok = [a and b for a, b in zip(ok, correct)]
-        candidates = [i for i, k in zip(ids, ok) if k]
-        cand_pos = [p for p, k in zip(positive, ok) if k]
+        ok = [True] * int(labels.shape[0])
+        for s in scores.values():
+            right = frame_correct(s, labels).float().mean(dim=1) >= accuracy - 1e-12
+            ok = [a and bool(b) for a, b in zip(ok, right)]
+        candidates = [i for i, k in enumerate(ok) if k]
+        cand_pos = [positive[i] for i in candidates]
         per_class = min(config.per_class, sum(cand_pos), len(cand_pos) - sum(cand_pos))
         if per_class > 0:
             chosen = balanced_subset(candidates, cand_pos, per_class=per_class, seed=config.seed)
             return chosen, (
                 f"{per_class} speaking + {per_class} not speaking, {what} predicted correctly by "
-                f"all {len(trained)} models ({len(candidates)} of {config.test_clips} clips are)"
+                f"all {_models(len(scores))} ({len(candidates)} of {labels.shape[0]} clips are)"
             )
-    positive = correct_samples(next(iter(trained.values())), data, min_accuracy=0.0)[2]
     per_class = min(config.per_class, sum(positive), len(positive) - sum(positive))
     if per_class == 0:
         raise RuntimeError("demo: the held-out clips lack a class; use more test_clips")
@@ -57,6 +75,10 @@ def attacked_clips(
         f"{per_class} speaking + {per_class} not speaking, drawn from all clips (no clip of "
         "each class is predicted correctly by every model: the models are barely trained)"
     )
+
+
+def _models(count: int) -> str:
+    return f"{count} model" + ("" if count == 1 else "s")
 
 
 def clean_scores(model: TalkNet, data: Clips) -> Tensor:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..evaluation import EvaluationReport
 from ..evaluation.reporting import markdown_table
 from .config import DemoConfig, ModelSpec
-from .intervals import AV, WORST, Intervals, accuracy_percent, bounds, fmt, map_percent
+from .intervals import AV, WORST, Intervals, Report, accuracy_percent, bounds, fmt, map_percent
 
 __all__ = [
     "floor_note",
@@ -27,7 +26,7 @@ def _table_one_row(
     config: DemoConfig,
     spec: ModelSpec,
     clean_map: Mapping[str, float],
-    report: EvaluationReport,
+    report: Report,
     ci: Intervals,
 ) -> tuple[list[str], dict[str, Any]]:
     """One model's row of Table 1 and its CSV record."""
@@ -61,9 +60,7 @@ def _table_one_row(
     return row, record
 
 
-def _worst_columns(
-    report: EvaluationReport, eps: float, ci: Intervals, record: dict[str, Any]
-) -> list[str]:
+def _worst_columns(report: Report, eps: float, ci: Intervals, record: dict[str, Any]) -> list[str]:
     """Table 1's worst-case mAP and frame accuracy (``"-"`` without the cell); the CSV record
     gains ``worst_case_map`` and ``worst_case_accuracy`` with their bounds."""
     value, samples = map_percent(report, WORST, eps), ci.cell(report, WORST, eps)
@@ -82,7 +79,7 @@ def _worst_columns(
 def table_one(
     config: DemoConfig,
     clean_map: Mapping[str, float],
-    reports: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
     *,
     intervals: Intervals | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -124,7 +121,7 @@ def _short(modalities: str) -> str:
 
 def table_modalities(
     config: DemoConfig,
-    reports: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
     *,
     intervals: Intervals | None = None,
 ) -> str:
@@ -147,7 +144,7 @@ def table_modalities(
 
 def table_accuracy(
     config: DemoConfig,
-    reports: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
     *,
     intervals: Intervals | None = None,
 ) -> str:
@@ -174,7 +171,7 @@ def table_accuracy(
     return markdown_table(head, rows)
 
 
-def table_broken_by(config: DemoConfig, reports: Mapping[str, EvaluationReport]) -> str:
+def table_broken_by(config: DemoConfig, reports: Mapping[str, Report]) -> str:
     """Per model, the attacked clips each attack of the worst-case ensemble broke first (more
     than half of the frames wrong) at ``eps_av = table_eps``, and those none broke; ``""``
     when no report has a worst-case cell with its breakdown."""
@@ -196,7 +193,7 @@ def table_broken_by(config: DemoConfig, reports: Mapping[str, EvaluationReport])
     return markdown_table(["Model", *names, "unbroken"], rows)
 
 
-def mean_floor(reports: Mapping[str, EvaluationReport]) -> float | None:
+def mean_floor(reports: Mapping[str, Report]) -> float | None:
     """The share (%) of speaking frames among the attacked clips: the mAP of a constant score,
     where a detector that has lost all information lands (one that ranks every frame the
     wrong way scores below it); ``None`` without per-clip labels."""
@@ -210,13 +207,16 @@ def mean_floor(reports: Mapping[str, EvaluationReport]) -> float | None:
 
 def table_curve(
     config: DemoConfig,
-    reports: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
     rule: str,
     *,
     intervals: Intervals | None = None,
+    measure: str = "map",
 ) -> str:
-    """mAP (%) against ``eps_av`` under the audio-visual ``rule`` attack, one row per model, with
-    95 % bootstrap intervals over the clips (``eps_av = 0``: the attacked clips' clean mAP)."""
+    """mAP (%) (``measure="accuracy"``: frame accuracy, %) against ``eps_av`` under the
+    audio-visual ``rule`` attack (``"worst-case"``: the worst case over the strong ensemble),
+    one row per model, with 95 % bootstrap intervals (``eps_av = 0``: the attacked clips clean;
+    ``"-"`` where the cell was not computed)."""
     ci = intervals or Intervals(config)
     head = ["Model", "eps_av = 0"] + [f"{e:g}" for e in config.eps_grid]
     rows = []
@@ -224,11 +224,14 @@ def table_curve(
         cells = [c for c in rep.cells if c.rule == rule and c.attacked == AV]
         clean = None
         if cells:
-            clean = ci.text(100 * cells[0].map_clean, ci.cell(rep, rule, cells[0].eps, AV, "clean"))
-        rows.append(
-            [f"({k})", clean or "-"]
-            + [ci.text(map_percent(rep, rule, e), ci.cell(rep, rule, e)) for e in config.eps_grid]
-        )
+            first = cells[0]
+            value = 100 * (first.map_clean if measure == "map" else first.accuracy_clean)
+            clean = ci.text(value, ci.cell(rep, rule, first.eps, AV, "clean", measure))
+        row = [f"({k})", clean or "-"]
+        for e in config.eps_grid:
+            v = (map_percent if measure == "map" else accuracy_percent)(rep, rule, e)
+            row.append("-" if v is None else ci.text(v, ci.cell(rep, rule, e, measure=measure)))
+        rows.append(row)
     return markdown_table(head, rows)
 
 
@@ -246,25 +249,56 @@ def floor_note(floor: float | None) -> str:
     )
 
 
-def _broken_by_text(config: DemoConfig, reports: Mapping[str, EvaluationReport]) -> str:
+def _worst_curves(config: DemoConfig, reports: Mapping[str, Report], ci: Intervals) -> str:
+    """The worst case along the budget curve: its mAP and frame accuracy at every budget of the
+    grid where it was computed (``""`` where no report has a worst-case cell)."""
+    if not any(c.rule == WORST for rep in reports.values() for c in rep.cells):
+        return ""
+    return "".join(
+        f"## {what} against eps_av, the worst case over the strong ensemble\n\n"
+        f"{table_curve(config, reports, WORST, intervals=ci, measure=measure)}\n\n"
+        for what, measure in (("mAP (%)", "map"), ("Frame accuracy (%)", "accuracy"))
+    )
+
+
+def _broken_by_text(config: DemoConfig, reports: Mapping[str, Report]) -> str:
     table = table_broken_by(config, reports)
     if not table:
         return ""
     return (
         f"## Worst case at eps_av = {config.table_eps:g}: clips broken first by each attack\n\n"
-        f"{table}\n\nThe ensemble runs APGD with cross-entropy ({config.worst_case_steps} "
-        "steps), then targeted APGD on the margin, then Square "
-        f"({config.worst_case_queries} queries), each on the clips the earlier ones have not "
-        "finished (every frame wrong); per clip it keeps the candidate with the most frames "
-        "wrong (`avrobust.default_ensemble`).\n\n"
+        f"{table}\n\n{ensemble_text(config)}\n\n"
+    )
+
+
+def ensemble_text(config: DemoConfig) -> str:
+    """What the worst case runs, in words (the summary's and ``table.md``'s)."""
+    runs = config.worst_case_restarts
+    first = "APGD" if runs == 1 else f"{runs} runs of APGD (from other random starts)"
+    curve = ""
+    others = [f"{e:g}" for e in config.eps_grid if e != config.table_eps]
+    if config.worst_curve_steps and others:
+        curve = (
+            f" At the other budgets ({', '.join(others)}) a lighter one draws the worst case "
+            f"along the budget curve: one APGD run on the clamped margin, then APGD-CE, "
+            f"{config.worst_curve_steps} steps each, then Square."
+        )
+    return (
+        f"The worst case at eps_av = {config.table_eps:g} runs {first} on the per-frame margin "
+        f"clamped at {config.worst_case_kappa:g} logit (frames already that wrong stop pulling, "
+        f"so the steps go to the frames still right), then APGD with cross-entropy, "
+        f"{config.worst_case_steps} steps each, then Square ({config.worst_case_queries} "
+        "queries), each on the clips the earlier ones have not finished (every frame wrong); "
+        "per clip it keeps the candidate with the most frames wrong (`avrobust.default_ensemble` "
+        f"with `kappa`).{curve}"
     )
 
 
 def tables_text(
     config: DemoConfig,
     table: str,
-    reports: Mapping[str, EvaluationReport],
-    extras: Mapping[str, EvaluationReport],
+    reports: Mapping[str, Report],
+    extras: Mapping[str, Report],
     ci: Intervals,
 ) -> str:
     """The Markdown of ``table.md``: Table 1, mAP per attacked set, the curves, the extras."""
@@ -282,6 +316,7 @@ def tables_text(
             f"{table_curve(config, reports, r, intervals=ci)}\n\n"
             for r in config.rules
         )
+        + _worst_curves(config, reports, ci)
     )
     if "inference" in extras:
         inf = extras["inference"]

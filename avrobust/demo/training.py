@@ -21,7 +21,14 @@ from ..models import TalkNet, talknet_loss
 from ..models.talknet.config import TALKNET_VARIANTS
 from .config import DemoConfig, ModelSpec
 
-__all__ = ["architecture_overrides", "cache_path", "is_cached", "load_or_train", "train_model"]
+__all__ = [
+    "architecture_overrides",
+    "cache_path",
+    "is_cached",
+    "load_or_train",
+    "run_seed",
+    "train_model",
+]
 
 Clips = tuple[dict[str, Tensor], Tensor]  # stacked inputs {modality: (N, ...)} and (N, T) labels
 
@@ -45,11 +52,12 @@ def architecture_overrides(architecture: str) -> dict[str, Any]:
     }
 
 
-def _model_payload(spec: ModelSpec, config: DemoConfig) -> dict[str, Any]:
+def _model_payload(spec: ModelSpec, config: DemoConfig, run: int = 0) -> dict[str, Any]:
     """What a model depends on (its cache key): only the settings its recipe uses, so that
     changing the grid, the table's budget, the surrogate, the worst-case attack or another
     model's recipe retrains nothing. A TalkNet (``architecture="talknet"``) has the payload it
-    had before ``ModelSpec.architecture`` existed, so those caches stay valid."""
+    had before ``ModelSpec.architecture`` existed, and the first training run (``run=0``) the
+    payload it had before several runs existed, so those caches stay valid."""
     unused = {"finetune_steps" if spec.init_from is None else "train_steps"}
     if not spec.adversarial:
         unused |= set(_ADVERSARIAL_SETTINGS)
@@ -68,6 +76,8 @@ def _model_payload(spec: ModelSpec, config: DemoConfig) -> dict[str, Any]:
             **architecture_overrides(spec.architecture),
         },
     }
+    if run:
+        payload["run"] = run
     if spec.init_from is not None:
         parent = next((s for s in config.models if s.key == spec.init_from), None)
         if parent is None:
@@ -75,18 +85,27 @@ def _model_payload(spec: ModelSpec, config: DemoConfig) -> dict[str, Any]:
                 f"init_from: model ({spec.key}) starts from {spec.init_from!r}, which is not "
                 f"among the models {[s.key for s in config.models]}"
             )
-        payload["parent"] = _model_payload(parent, config)
+        payload["parent"] = _model_payload(parent, config, run)
     return payload
 
 
-def cache_path(spec: ModelSpec, config: DemoConfig, cache: str) -> str:
-    """The checkpoint file of ``spec`` trained with ``config`` in the folder ``cache``."""
-    return os.path.join(cache, f"{spec.key}-{_hash(_model_payload(spec, config))}.model")
+def cache_path(spec: ModelSpec, config: DemoConfig, cache: str, *, run: int = 0) -> str:
+    """The checkpoint file of ``spec``'s training run ``run`` (0: the first) with ``config`` in
+    the folder ``cache``."""
+    return os.path.join(cache, f"{spec.key}-{_hash(_model_payload(spec, config, run))}.model")
 
 
-def is_cached(spec: ModelSpec, config: DemoConfig, cache: str) -> bool:
-    """Whether ``spec``'s checkpoint for ``config`` is in ``cache``."""
-    return os.path.exists(cache_path(spec, config, cache))
+def is_cached(spec: ModelSpec, config: DemoConfig, cache: str, *, run: int = 0) -> bool:
+    """Whether the checkpoint of ``spec``'s training run ``run`` for ``config`` is in ``cache``."""
+    return os.path.exists(cache_path(spec, config, cache, run=run))
+
+
+def run_seed(spec: ModelSpec, config: DemoConfig, run: int = 0) -> int:
+    """The seed of ``spec``'s training run ``run``: ``seed * 1000 + 100 * run + k + 1`` with
+    ``k`` the position of the model's key in the alphabet (A: 0), distinct for every model and
+    run of one ``config.seed`` (:data:`~avrobust.demo.checks.MAX_RUNS` runs at most)."""
+    index = "ABCDEFGHIJKLMNOPQRSTUVWXYZ".find(spec.key[:1])
+    return config.seed * 1000 + 100 * run + max(index, 0) + 1
 
 
 def _new_model(spec: ModelSpec, config: DemoConfig, seed: int) -> TalkNet:
@@ -128,6 +147,7 @@ def train_model(
     init: TalkNet | None = None,
     *,
     progress: bool = False,
+    run: int = 0,
 ) -> TalkNet:
     """Train one demo model with TalkNet's loss, its AVIL terms and (optionally) adversarial batches.
 
@@ -138,12 +158,12 @@ def train_model(
         data: ``(inputs, labels)`` training clips, stacked.
         init: weights to start from (copied; the argument is not changed).
         progress: show a tqdm bar.
+        run: the training run (0: the first); its seed is :func:`run_seed`'s.
 
     Returns:
         The trained model, in eval mode.
     """
-    index = "ABCDEFGHIJKLMNOPQRSTUVWXYZ".find(spec.key[:1])
-    seed = config.seed * 1000 + max(index, 0) + 1
+    seed = run_seed(spec, config, run)
     model = _new_model(spec, config, seed)
     if init is not None:
         model.load_state_dict(init.state_dict())
@@ -191,6 +211,8 @@ def load_or_train(
     trained: Mapping[str, TalkNet],
     cache: str,
     progress: bool,
+    *,
+    run: int = 0,
 ) -> tuple[TalkNet, bool]:
     """``spec``'s model from ``cache``, or trained (from its parent in ``trained``) and cached
     in the official checkpoint layout (``avrobust evaluate`` reads it), with its settings beside
@@ -198,17 +220,18 @@ def load_or_train(
 
     ``spec`` need not be a model of ``config.models``: the transfer surrogate
     (:func:`avrobust.demo.config.surrogate_spec`, trained from scratch) loads or trains the same
-    way, with ``trained`` empty if need be."""
-    path = cache_path(spec, config, cache)
+    way, with ``trained`` empty if need be. ``run`` is the training run (0: the first; the
+    parent in ``trained`` must be of the same run)."""
+    path = cache_path(spec, config, cache, run=run)
     if os.path.exists(path):
         overrides = architecture_overrides(spec.architecture)
         model = TalkNet.from_checkpoint(path, "tiny", face_size=config.face_size, **overrides)
         return model, True
     init = trained[spec.init_from] if spec.init_from is not None else None
-    model = train_model(spec, config, data, init, progress=progress)
+    model = train_model(spec, config, data, init, progress=progress, run=run)
     os.makedirs(cache, exist_ok=True)
     model.save_checkpoint(path + ".tmp")
     os.replace(path + ".tmp", path)
     with open(path[: -len(".model")] + ".json", "w") as handle:
-        json.dump(_model_payload(spec, config), handle, indent=2)
+        json.dump(_model_payload(spec, config, run), handle, indent=2)
     return model, False

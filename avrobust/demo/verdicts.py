@@ -33,9 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..evaluation import EvaluationReport
 from .config import DemoConfig
-from .intervals import AV, WORST, Intervals, outcome
+from .intervals import AV, WORST, Intervals, Report, outcome
 
 __all__ = [
     "BARELY_CHANGES_POINTS",
@@ -125,8 +124,8 @@ class Evidence:
 
     config: DemoConfig
     clean_map: Mapping[str, float]
-    reports: Mapping[str, EvaluationReport]
-    extras: Mapping[str, EvaluationReport]
+    reports: Mapping[str, Report]
+    extras: Mapping[str, Report]
     ci: Intervals
 
     @property

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from .._checks import check_int
+from .._checks import check_int, check_number
 from ..attacks import Budget, Ensemble, Linf, default_ensemble
 
 __all__ = ["RECIPES", "WorstCase", "linf_problem"]
@@ -35,6 +35,9 @@ class WorstCase:
     finished (clip labels: broken; frame labels: every frame wrong, see
     :class:`avrobust.Ensemble`), and keeps per clip the candidate with the most frames wrong,
     then the highest margin. The target model is scored on those candidates like any cell's.
+    With ``kappa`` set (frame labels), the cell runs :func:`avrobust.default_ensemble`'s
+    frame-label order instead: ``restarts`` APGD runs on the per-frame margin clamped at
+    ``kappa`` logits, then APGD-CE, then Square.
 
     Of the grid it uses the budgets of the cell's attacked modalities (all
     :class:`~avrobust.Linf`: Square is an L-inf attack; the grid refuses others when built),
@@ -46,13 +49,17 @@ class WorstCase:
     Attributes:
         queries: Square's queries per clip (>= 1; AutoAttack uses 5000).
         targets: the most target classes of the targeted APGD (>= 1; capped at ``C - 1``, so
-            1 for a binary task).
+            1 for a binary task; unused with ``kappa``).
+        restarts: APGD runs on the clamped margin (>= 1; more than 1 needs ``kappa``).
+        kappa: the per-frame margin's clamp in logits (>= 0), selecting the frame-label order;
+            ``None``: APGD-CE, targeted APGD-margin, Square.
         name: ``"worst-case"``, the cells' rule name.
 
     Raises:
-        TypeError: ``queries`` or ``targets`` not an int (the message names
-            ``WorstCase.queries`` or ``WorstCase.targets``), or given by position.
-        ValueError: ``queries`` or ``targets`` below 1.
+        TypeError: ``queries``, ``targets`` or ``restarts`` not an int, ``kappa`` not a number
+            (the message names the field, e.g. ``WorstCase.queries``), or given by position.
+        ValueError: ``queries``, ``targets`` or ``restarts`` below 1, ``kappa`` below 0,
+            ``restarts`` above 1 without ``kappa``.
 
     Example:
         >>> from avrobust.evaluation import Grid, WorstCase
@@ -60,16 +67,36 @@ class WorstCase:
         >>> cell = grid.cells()[1]
         >>> cell.key, cell.defines["rule"]
         ('worst-case|20.0|visual', 'WorstCase(queries=500, targets=9)')
+        >>> repr(WorstCase(queries=500, restarts=3, kappa=1.0))
+        'WorstCase(queries=500, targets=9, restarts=3, kappa=1.0)'
     """
 
     queries: int = 1000
     targets: int = 9
+    restarts: int = 1
+    kappa: float | None = None
     name: ClassVar[str] = "worst-case"
 
     def __post_init__(self) -> None:
-        for name in ("queries", "targets"):
+        for name in ("queries", "targets", "restarts"):
             value = check_int(getattr(self, name), f"WorstCase.{name}", min_value=1)
             object.__setattr__(self, name, value)
+        if self.kappa is not None:
+            kappa = check_number(self.kappa, "WorstCase.kappa", min_value=0.0)
+            object.__setattr__(self, "kappa", kappa)
+        elif self.restarts > 1:
+            raise ValueError(
+                "WorstCase.restarts: runs of APGD on the clamped margin, which needs "
+                f"WorstCase.kappa (e.g. kappa=1.0); got restarts={self.restarts} with kappa=None"
+            )
+
+    def __repr__(self) -> str:
+        """The cells' ``defines["rule"]``: ``restarts`` and ``kappa`` appear once ``kappa`` is
+        set, so the text of the APGD-CE order is the same as before they existed."""
+        text = f"WorstCase(queries={self.queries}, targets={self.targets}"
+        if self.kappa is not None:
+            text += f", restarts={self.restarts}, kappa={self.kappa!r}"
+        return text + ")"
 
     def build(
         self, model: nn.Module, budgets: Mapping[str, Budget], *, steps: int, seed: int
@@ -83,11 +110,19 @@ class WorstCase:
             seed: seeds every attack of the ensemble (the cell's seed).
 
         Returns:
-            :class:`avrobust.Ensemble` named ``["apgd-ce", "apgd-t-margin", "square"]``, called
-            as ``attack(inputs, labels) -> EnsembleResult``.
+            :class:`avrobust.Ensemble` named ``["apgd-ce", "apgd-t-margin", "square"]`` (with
+            ``kappa``: ``["apgd-margin", ..., "apgd-ce", "square"]``), called as
+            ``attack(inputs, labels) -> EnsembleResult``.
         """
         return default_ensemble(
-            model, budgets, steps=steps, seed=seed, targets=self.targets, queries=self.queries
+            model,
+            budgets,
+            steps=steps,
+            seed=seed,
+            targets=self.targets,
+            queries=self.queries,
+            restarts=self.restarts,
+            kappa=self.kappa,
         )
 
 

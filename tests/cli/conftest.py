@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import avrobust.demo.pipeline
 import avrobust.demo.training
+import avrobust.demo.work
 import avrobust.evaluation
 
 
@@ -17,6 +17,6 @@ def no_work(monkeypatch):
         raise AssertionError("work started although the run should have been refused")
 
     monkeypatch.setattr(avrobust.demo.training, "train_model", forbidden)
-    monkeypatch.setattr(avrobust.demo.pipeline, "SyntheticActiveSpeaker", forbidden)
-    monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", forbidden)
+    monkeypatch.setattr(avrobust.demo.work, "SyntheticActiveSpeaker", forbidden)
+    monkeypatch.setattr(avrobust.demo.work, "evaluate", forbidden)
     monkeypatch.setattr(avrobust.evaluation, "evaluate", forbidden)  # avrobust evaluate's

@@ -17,8 +17,8 @@ import shutil
 import pytest
 
 import avrobust.demo
-import avrobust.demo.pipeline
 import avrobust.demo.training
+import avrobust.demo.work
 import avrobust.evaluation
 from avrobust.cli import main
 
@@ -49,8 +49,10 @@ def test_demo_writes_every_output(demo_output) -> None:
         assert (out / name).stat().st_size > 0, name
     for png in ("fig3_model_A.png", "fig3_models.png", "ecr.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    # the table's models and the transfer surrogate (S, an ncTalkNet)
-    assert sorted(p.name[0] for p in (out / "models").glob("*.model")) == [*MODELS, "S"]
+    # the table's models and the transfer surrogate (S, an ncTalkNet), each trained twice (the
+    # test preset's two training runs)
+    names = sorted(p.name[0] for p in (out / "models").glob("*.model"))
+    assert names == sorted([*MODELS, "S"] * 2)
     xab = out / "xab_test"
     assert (xab / "manifest.csv").exists() and (xab / "xab_key.csv").exists()
     # 2 speaking + 2 not (§4.2), or fewer where fewer clips were attacked: how many depends on the
@@ -61,12 +63,13 @@ def test_demo_writes_every_output(demo_output) -> None:
     trials = 2 * min(2, per_class)
     assert len(list((xab / "xab").glob("trial_*/X.wav"))) == trials
     assert len(list((xab / "xab").glob("trial_*/X.gif"))) == trials  # pillow comes with matplotlib
-    # 5 grids, 5 worst cases, 2 extras
-    assert len(list((out / "results").glob("*.jsonl"))) == 12
+    # per training run: 5 grids, 4 of single modalities (B-E), 5 worst cases, 2 extras
+    assert len(list((out / "results").glob("*.jsonl"))) == 2 * 16
     assert {p.name for p in (out / "results").glob("*worst-case.jsonl")} == {
-        f"{m}-worst-case.jsonl" for m in MODELS
+        f"{m}{run}-worst-case.jsonl" for m in MODELS for run in ("", "-seed2")
     }
     assert (out / "results" / "S-to-A.jsonl").exists()
+    assert (out / "results" / "S-seed2-to-A.jsonl").exists()
 
 
 @pytest.mark.slow  # runs the demo (its fixture)
@@ -105,13 +108,18 @@ def test_demo_table_has_every_row_and_column(demo_output) -> None:
 def test_demo_results_and_summary(demo_output) -> None:
     preset, out = demo_output
     n_eps = len(avrobust.demo.PRESETS[preset].eps_grid)
+    runs = avrobust.demo.PRESETS[preset].seeds
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    # models x (rules x modality sets x eps + the worst case), + the extras: inference-aware
-    # (3 rules at the table's eps) and transfer (PGD at every eps)
-    assert len(rows) == 5 * (3 * 3 * n_eps + 1) + 3 + n_eps
+    # per training run: (A) rules x modality sets x eps, the other rows rules x (eps + the two
+    # single modalities at the table's eps), the worst case at every eps, + the extras:
+    # inference-aware (3 rules at the table's eps) and transfer (PGD at every eps)
+    grids = 3 * 3 * n_eps + 4 * 3 * (n_eps + 2)
+    assert len(rows) == runs * (grids + 5 * n_eps + 3 + n_eps)
     worst = [r for r in rows if r["rule"] == "worst-case"]
-    assert sorted(r["model"] for r in worst) == list(MODELS)
+    assert sorted((r["model"], r["run"]) for r in worst) == sorted(
+        (m, str(run + 1)) for m in MODELS for run in range(runs) for _ in range(n_eps)
+    )
     for row in rows:
         assert 0 <= float(row["map_adv"]) <= 100 and 0 <= float(row["success_rate"]) <= 1
     assert {r["attacked"] for r in rows} == {"audio", "visual", "audio+visual"}
@@ -149,16 +157,17 @@ def test_demo_rerun_only_reads_its_caches(demo_folder, tmp_path, monkeypatch, ca
     def no_attack(*args, **kwargs):
         raise AssertionError("a finished cell was computed again")
 
-    evaluate = avrobust.demo.pipeline.evaluate
+    evaluate = avrobust.demo.work.evaluate
 
     def evaluate_without_new_cells(*args, **kwargs):
         return evaluate(*args, **{**kwargs, "on_cell": no_attack})  # called per computed cell
 
     monkeypatch.setattr(avrobust.demo.training, "train_model", no_training)
-    monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", evaluate_without_new_cells)
-    assert main(["demo", "--preset", "test", "--out", str(out), "--no-plots"]) == 0
+    monkeypatch.setattr(avrobust.demo.work, "evaluate", evaluate_without_new_cells)
+    argv = ["demo", "--preset", "test", "--out", str(out), "--no-plots", "--threads", "1"]
+    assert main(argv) == 0  # one worker: in this process, where the patches apply
     printed = capsys.readouterr().out
-    assert printed.count("loaded from cache") == 6  # A-E and the surrogate
+    assert printed.count("loaded from cache") == 12  # A-E and the surrogate, 2 runs each
     assert printed.count("(from the cache)") == 5  # every masking check, none run again
     assert "Table 1 (demo)" in printed and "| (E)" in printed and "Push-Pull findings" in printed
     wall = (out / "summary.md").read_text().split("Wall time", 1)[1]

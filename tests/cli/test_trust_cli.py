@@ -18,14 +18,14 @@ import pytest
 from helpers import assert_raises_naming
 
 import avrobust.cli.argtypes
-import avrobust.demo.pipeline
 import avrobust.demo.training
+import avrobust.demo.work
 import avrobust.evaluation
 from avrobust.cli import main
 from avrobust.demo import PRESETS, DemoConfig, run_demo
 from avrobust.demo.folder import DemoFolder, settings_of
 
-TEST = ["demo", "--preset", "test", "--quiet", "--no-plots"]
+TEST = ["demo", "--preset", "test", "--quiet", "--no-plots", "--threads", "1"]
 USER_FILES = {  # the user's own files in the demo's folders; none may be touched
     "notes.md": b"my notes",
     "models/mine.pt": b"my weights",
@@ -90,7 +90,7 @@ def test_retrain_deletes_only_what_the_demo_wrote(made, tmp_path, capsys) -> Non
     assert_user_files_intact(out)
     new_models = sorted(p.name for p in (out / "models").glob("*.model"))
     # seed 1: other models (A-E and the transfer surrogate S)
-    assert len(new_models) == 6 and not set(old_models) & set(new_models)
+    assert len(new_models) == 6 * 2 and not set(old_models) & set(new_models)  # 2 runs each
     printed = capsys.readouterr().out
     assert "deleting" in printed and old_models[0] in printed
 
@@ -167,7 +167,7 @@ def test_other_worst_case_settings_recompute_only_the_worst_case(made, tmp_path,
         raise AssertionError("a model was trained although only the worst case changed")
 
     monkeypatch.setattr(avrobust.demo.training, "train_model", no_training)
-    evaluate, computed = avrobust.demo.pipeline.evaluate, []
+    evaluate, computed = avrobust.demo.work.evaluate, []
 
     def counting(*args, on_cell=None, **kwargs):
         def count(cell):  # and the demo's own on_cell (it counts computed cells too)
@@ -177,10 +177,10 @@ def test_other_worst_case_settings_recompute_only_the_worst_case(made, tmp_path,
 
         return evaluate(*args, on_cell=count, **kwargs)
 
-    monkeypatch.setattr(avrobust.demo.pipeline, "evaluate", counting)
+    monkeypatch.setattr(avrobust.demo.work, "evaluate", counting)
     assert main([*TEST, "--out", str(out), "--worst-case-steps", "3"]) == 0
-    assert computed == ["worst-case"] * 5
-    assert "APGD-margin, 3 steps each" in (out / "summary.md").read_text()
+    assert computed == ["worst-case"] * (5 * 2 * 1)  # 5 models, 2 runs, 1 budget (50)
+    assert "then APGD with cross-entropy, 3 steps each" in (out / "summary.md").read_text()
 
 
 def test_a_bad_surrogate_exits_2_naming_the_option(tmp_path, no_work, capsys) -> None:
@@ -263,6 +263,8 @@ CKPT = ["--checkpoint", "{ckpt}", "--data", "synthetic:4"]
         (["demo", "--seed", str(2**40)], "--seed"),
         (["demo", "--train-steps", "0"], "--train-steps"),
         (["demo", "--threads", "0"], "--threads"),
+        (["demo", "--seeds", "0"], "--seeds"),
+        (["demo", "--seeds", "10"], "--seeds"),  # the library's limit, named as the option
         (["evaluate", *CKPT, "--eps", "nan"], "--eps"),
         (["evaluate", *CKPT, "--eps", "1e308"], "--eps"),
         (["evaluate", *CKPT, "--fps", "nan"], "--fps"),

@@ -42,7 +42,8 @@ def _setting():
     reports = {}
     for k, noise in zip("ABCDE", (2.0, 1.0, 1.5, 0.8, 0.5)):
         cells = [_cell("pgd", e, noise * e / 20) for e in config.eps_grid]
-        cells += [_cell("pgd", 20.0, noise, ("audio",)), _cell("worst-case", 20.0, 3 * noise)]
+        cells += [_cell("pgd", 20.0, noise, ("audio",))]
+        cells += [_cell("worst-case", e, 3 * noise * e / 20) for e in (10.0, 20.0)]
         reports[k] = EvaluationReport({}, {}, list(range(8)), cells)
     return config, reports
 
@@ -72,11 +73,13 @@ def test_mAP_panels_mark_worst_case_floor_and_units(which) -> None:
     assert av, "the worst case is drawn"
     for ax in av:
         (worst,) = _worst_lines(ax)
-        assert list(worst.get_xdata()) == [20.0]  # only where computed, not from 0
-        assert worst.get_linestyle() == "None" and worst.get_marker() not in (None, "None", "")
+        # only where computed (10 and 20, not 5 nor from 0), the markers joined
+        assert list(worst.get_xdata()) == [10.0, 20.0]
+        assert worst.get_linestyle() == "-" and worst.get_marker() not in (None, "None", "")
     for ax in axes:
         for line in ax.get_lines():  # no other line reaches into the worst case's values
-            assert "worst" not in line.get_label().lower() or list(line.get_xdata()) == [20.0]
+            label = line.get_label().lower()
+            assert "worst" not in label or list(line.get_xdata()) == [10.0, 20.0]
 
 
 def test_models_are_small_multiples_one_band_each() -> None:

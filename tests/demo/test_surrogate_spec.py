@@ -102,9 +102,22 @@ def test_surrogate_and_worst_case_settings_are_checked() -> None:
         assert_raises_naming(TypeError, name, base.replace, **{name: True})
 
 
-def test_presets_worst_case_settings() -> None:
-    got = {p: (c.worst_case_steps, c.worst_case_queries) for p, c in PRESETS.items()}
-    assert got == {"default": (50, 500), "quick": (10, 100), "test": (2, 8)}
+def test_presets_worst_case_settings_are_the_ones_the_help_states() -> None:
+    """``avrobust demo --help`` states the worst case's defaults of the default and quick
+    presets; they must be the presets' own."""
+    from avrobust.cli import build_parser
+
+    demo = next(
+        a
+        for a in build_parser()._subparsers._group_actions[0].choices.values()
+        if "--worst-case-steps" in a.format_help()
+    )
+    text = " ".join(demo.format_help().split())
+    for option, field in (("steps", "worst_case_steps"), ("queries", "worst_case_queries")):
+        default, quick = PRESETS["default"], PRESETS["quick"]
+        stated = f"(default {getattr(default, field)}; --quick {getattr(quick, field)})"
+        assert stated in text, (option, stated)
+    assert PRESETS["default"].worst_case_restarts > PRESETS["quick"].worst_case_restarts
     assert DemoConfig().surrogate == "nc_talknet"
 
 
