@@ -58,7 +58,9 @@ before any work: use --fresh (or another --out). The demo deletes or
 overwrites only files it wrote (listed in OUT/.avrobust-manifest.json with their
 SHA-256), never yours nor one you edited since: a run that would write an edited
 output again stops before any work, naming it.
-The default run takes about 5 minutes on 2 CPU cores; --quick about 1.
+Every model is trained from 3 seeds (--seeds); the jobs run on --threads single-threaded workers,
+so every thread count gives the same numbers. The default run takes about 19 minutes on 2 idle
+CPU cores; --quick about 1.
 
 examples:
   avrobust demo                       # the full demo into ./avrobust-demo
@@ -116,7 +118,9 @@ def _demo_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
-        "--quick", action="store_true", help="a smoke run of every step (about 1 minute)"
+        "--quick",
+        action="store_true",
+        help="a smoke run of every step, one training run (about 1 minute)",
     )
     demo.add_argument("--preset", choices=list(PRESETS), help=argparse.SUPPRESS)
     demo.add_argument(

@@ -219,7 +219,7 @@ def surrogate_spec(config: DemoConfig) -> ModelSpec:
 
 
 PRESETS: dict[str, DemoConfig] = {
-    # the main job: clean mAP >= 90 %, about 5 minutes on 2 CPU cores (276 s measured)
+    # the main job: clean mAP >= 90 %, 3 training runs; 1146 s on 2 idle CPU cores (2026-12-08)
     "default": DemoConfig(),
     # a smoke run: every step, smaller everything (about 1 minute)
     "quick": DemoConfig(

@@ -114,8 +114,8 @@ def masking_checks(
         settings: keyword arguments of :func:`avrobust.diagnose` to use instead of
             :func:`masking_settings`'s (those not given keep theirs).
         report: called with one line per model (e.g. ``print``).
-        cache: a JSON file of earlier diagnoses (the demo's ``results/masking.json``): a model
-            whose weights, surrogate, clips, budget and settings are those of a stored
+        cache: a JSON file of earlier diagnoses (the demo's ``results/masking-<model>.json``):
+            a model whose weights, surrogate, clips, budget and settings are those of a stored
             diagnosis reuses it; the others are diagnosed and the file rewritten (atomically).
 
     Returns:

@@ -95,7 +95,7 @@ def write_outputs(
     title = f"# avrobust demo: tables (eps_av = {config.table_eps:g})\n\n"
     files.append(_write_text(os.path.join(out, "table.md"), title + tables))
     summary = summary_text(
-        config, tables + "".join(sections), checks, seconds, selection_note, plot_note,
+        config, tables + "".join(section + "\n" for section in sections), checks, seconds, selection_note, plot_note,
         reused=reused, workers=workers,
     )  # fmt: skip
     files.append(_write_text(os.path.join(out, "summary.md"), summary))

@@ -265,9 +265,15 @@ def _broken_by_text(config: DemoConfig, reports: Mapping[str, Report]) -> str:
     table = table_broken_by(config, reports)
     if not table:
         return ""
+    runs = (
+        ""
+        if config.seeds == 1
+        else f" The counts are over the {config.seeds} training runs: each run's attacked clips "
+        "once."
+    )
     return (
         f"## Worst case at eps_av = {config.table_eps:g}: clips broken first by each attack\n\n"
-        f"{table}\n\n{ensemble_text(config)}\n\n"
+        f"{table}\n\n{ensemble_text(config)}{runs}\n\n"
     )
 
 
