@@ -25,6 +25,7 @@ __all__ = [
     "architecture_overrides",
     "cache_path",
     "is_cached",
+    "load_cached",
     "load_or_train",
     "run_seed",
     "train_model",
@@ -204,6 +205,18 @@ def train_model(
     return model.eval()
 
 
+def load_cached(spec: ModelSpec, config: DemoConfig, cache: str, *, run: int = 0) -> TalkNet:
+    """``spec``'s training run ``run`` read from its checkpoint in ``cache`` (:func:`cache_path`),
+    in eval mode.
+
+    Raises:
+        FileNotFoundError: the run is not cached.
+    """
+    overrides = architecture_overrides(spec.architecture)
+    path = cache_path(spec, config, cache, run=run)
+    return TalkNet.from_checkpoint(path, "tiny", face_size=config.face_size, **overrides)
+
+
 def load_or_train(
     spec: ModelSpec,
     config: DemoConfig,
@@ -224,9 +237,7 @@ def load_or_train(
     parent in ``trained`` must be of the same run)."""
     path = cache_path(spec, config, cache, run=run)
     if os.path.exists(path):
-        overrides = architecture_overrides(spec.architecture)
-        model = TalkNet.from_checkpoint(path, "tiny", face_size=config.face_size, **overrides)
-        return model, True
+        return load_cached(spec, config, cache, run=run), True
     init = trained[spec.init_from] if spec.init_from is not None else None
     model = train_model(spec, config, data, init, progress=progress, run=run)
     os.makedirs(cache, exist_ok=True)

@@ -91,14 +91,7 @@ def spec_of(config: DemoConfig, key: str) -> ModelSpec:
 
 def model_of(config: DemoConfig, key: str, cache: str, run: int) -> TalkNet:
     """Run ``run`` of model ``key``, read from the cache folder (trained by :func:`train_job`)."""
-    spec = spec_of(config, key)
-    overrides = training.architecture_overrides(spec.architecture)
-    return TalkNet.from_checkpoint(
-        training.cache_path(spec, config, cache, run=run),
-        "tiny",
-        face_size=config.face_size,
-        **overrides,
-    )
+    return training.load_cached(spec_of(config, key), config, cache, run=run)
 
 
 def train_job(*, config: DemoConfig, key: str, run: int, cache: str) -> dict[str, Any]:
